@@ -1,0 +1,1 @@
+"""The shared kernel: configuration, logs, metrics, Kafka, the processor loop, storage."""

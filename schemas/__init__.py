@@ -1,0 +1,1 @@
+"""The contract: Avro schemas, their codec, the topic catalog and the JSON models."""

@@ -1,0 +1,72 @@
+"""The topic catalog: every topic the hub reads or writes, with its key and layout.
+
+This module is the single source of truth for topic names, partition counts and
+compaction. The three partner-input topics keyed by SIREN are co-partitioned
+(same partition count, same default partitioner), so one business's enrolment,
+training and offer events land in the same partition number of each topic and
+one passport instance owns all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENROLMENTS = "pn.enrolments.v1"
+TRAINING = "pn.training.v1"
+OFFER_REQUESTS = "pn.offer-requests.v1"
+PASSPORTS = "pn.passports.v1"
+LEAD_REQUESTS = "pn.lead-requests.v1"
+RESELLERS = "pn.resellers.v1"
+LEAD_RESPONSES = "pn.lead-responses.v1"
+LEADS = "pn.leads.v1"
+DLQ = "pn.dlq.v1"
+
+#: Partition count shared by the co-partitioned, SIREN-keyed topics.
+SIREN_PARTITIONS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic of the catalog."""
+
+    name: str
+    key: str
+    partitions: int
+    compacted: bool
+    records: tuple[str, ...]
+    """Avro record names whose values this topic carries."""
+    doc: str
+
+
+CATALOG: tuple[Topic, ...] = (
+    Topic(ENROLMENTS, "siren", SIREN_PARTITIONS, False, ("BusinessEnrolled",),
+          "Businesses enrolled by CEFAC delegations and advisors."),
+    Topic(TRAINING, "siren", SIREN_PARTITIONS, False, ("ModuleCompleted",),
+          "Training facts reported by trainer organisations."),
+    Topic(OFFER_REQUESTS, "siren", SIREN_PARTITIONS, False, ("OfferRequested",),
+          "Requests for a partner offer in one category."),
+    Topic(PASSPORTS, "siren", SIREN_PARTITIONS, True, ("PassportSnapshot",),
+          "The latest passport of every business (compacted)."),
+    Topic(LEAD_REQUESTS, "lead_id", 1, False, ("LeadRequested",),
+          "Leads waiting for a routing decision; one partition so one router decides."),
+    Topic(RESELLERS, "reseller_id", 3, True, ("ResellerProfile",),
+          "Reseller profiles (compacted); every router instance reads the whole table."),
+    Topic(LEAD_RESPONSES, "lead_id", 3, False, ("LeadAnswered",),
+          "Resellers' answers to their leads."),
+    Topic(LEADS, "lead_id", SIREN_PARTITIONS, False, ("LeadAssigned",),
+          "Routing decisions: who got which lead, and why."),
+    Topic(DLQ, "original key", 3, False, (),
+          "Dead letters: the original bytes, the cause in headers."),
+)
+
+_BY_NAME = {topic.name: topic for topic in CATALOG}
+
+
+def topic(name: str) -> Topic:
+    """Return the catalog entry for a base topic name (KeyError if unknown)."""
+    return _BY_NAME[name]
+
+
+def qualified(name: str, prefix: str = "") -> str:
+    """The physical topic name: tests and side-by-side deployments add a prefix."""
+    return f"{prefix}{name}"
