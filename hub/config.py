@@ -1,0 +1,80 @@
+"""Settings for every process, from the environment and an optional env file.
+
+``KAFKA_BOOTSTRAP_SERVERS`` keeps its conventional, unprefixed name; everything
+else is ``PASSPORT_HUB_*``. Unset bootstrap servers mean: start the embedded
+broker (only ``passport-hub up``, ``demo`` and ``broker`` do that; a single
+component run alone needs a broker to be named).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.catalog import qualified
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the supervisor and every component."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PASSPORT_HUB_",
+        env_file="passport-hub.env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PASSPORT_HUB_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic_prefix: str = ""
+    """Prepended to every catalog topic name (tests, side-by-side deployments)."""
+    group_prefix: str = "passport-hub"
+    replication_factor: int = Field(default=1, ge=1)
+    data_dir: Path = Path(".passport-hub")
+    """Where each component keeps its SQLite state."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Port of a service's /metrics endpoint; 0 picks a free port (logged at start)."""
+
+    # Group timeouts: the embedded broker's first join waits for the rebalance
+    # timeout, so short values make groups form in seconds (DESIGN.md, Brokers).
+    max_poll_interval_ms: int = Field(default=6000, ge=1000)
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    poll_max_records: int = Field(default=1000, ge=1)
+    request_timeout_ms: int = Field(default=10000, ge=1000)
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+    """How long the ingest API waits for the broker's acknowledgement before a 503."""
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def topic(self, name: str) -> str:
+        """Physical name of a catalog topic."""
+        return qualified(name, self.topic_prefix)
+
+    def group(self, component: str) -> str:
+        """Consumer group id of a component."""
+        return f"{self.group_prefix}.{component}"
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers, or a clear error when none is configured."""
+        if not self.kafka_bootstrap_servers:
+            from hub.errors import ConfigError
+
+            raise ConfigError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set; run `passport-hub up` to start "
+                "the embedded broker, or point it at a Kafka cluster"
+            )
+        return self.kafka_bootstrap_servers

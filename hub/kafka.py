@@ -1,0 +1,121 @@
+"""Kafka client factories with the hub's defaults, and topic creation from the catalog.
+
+Producers are idempotent with acks=all (kafka-python 3's default, stated here so
+it survives a library change) and batch with a short linger. Consumers never
+auto-commit: the processor's SQLite store is the truth about positions, and the
+group commit is only a mirror for lag monitoring.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub import logs
+from hub.config import Settings
+from hub.errors import BrokerUnavailable
+from schemas.catalog import CATALOG, Topic
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotent, acks=all producer that batches."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": 2 * 1024 * 1024,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "retry_backoff_ms": 100,
+        "client_id": "passport-hub",
+    }
+    options.update(overrides)
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc
+
+
+def consumer(settings: Settings, *, group: str | None, **overrides: Any) -> KafkaConsumer:
+    """A consumer that never auto-commits, tuned for fast group formation in dev."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.poll_max_records,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "request_timeout_ms": max(settings.request_timeout_ms, settings.session_timeout_ms + 1000),
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "client_id": "passport-hub",
+    }
+    options.update(overrides)
+    try:
+        return KafkaConsumer(**options)
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client."""
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap,
+            request_timeout_ms=settings.request_timeout_ms,
+            client_id="passport-hub-admin",
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc
+
+
+def new_topic(topic: Topic, settings: Settings) -> NewTopic:
+    """The creation request for one catalog topic."""
+    configs = {"cleanup.policy": "compact"} if topic.compacted else {}
+    if settings.replication_factor > 1:
+        configs["min.insync.replicas"] = str(min(2, settings.replication_factor))
+    return NewTopic(
+        settings.topic(topic.name),
+        num_partitions=topic.partitions,
+        replication_factor=settings.replication_factor,
+        topic_configs=configs,
+    )
+
+
+def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
+                  *, timeout_s: float = 30.0) -> list[str]:
+    """Create the catalog's topics that do not exist yet; return the names created.
+
+    Idempotent: every component may call it at start, whichever starts first.
+    """
+    wanted = {settings.topic(t.name): t for t in topics}
+    client = admin(settings)
+    try:
+        missing = [name for name in wanted if name not in set(client.list_topics())]
+        if missing:
+            try:
+                client.create_topics([new_topic(wanted[name], settings) for name in missing])
+            except TopicAlreadyExistsError:
+                pass  # another component won the race; the topics exist, which is the point
+            _wait_for_metadata(client, missing, timeout_s)
+            logs.get().info("topics.created", topics=missing)
+        return missing
+    finally:
+        client.close()
+
+
+def _wait_for_metadata(client: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if set(names) <= set(client.list_topics()):
+            return
+        time.sleep(0.1)
+    raise BrokerUnavailable(f"topics {names} not visible after {timeout_s}s")

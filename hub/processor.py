@@ -1,0 +1,295 @@
+"""The consume → apply → commit loop every service runs on, and its outbox relay.
+
+A ``Processor`` is pure with respect to I/O: given the batch of decoded input
+records and a transactional view of its state, it returns what to emit. The
+loop owns everything else, once, for every service:
+
+1. poll a batch; decode each record (undecodable → dead letter, never a block);
+2. in ONE SQLite transaction: apply the batch, record the next input offset of
+   every partition seen, and put the records to emit in the outbox;
+3. relay: produce the outbox with the idempotent producer, and forget what the
+   broker acknowledged;
+4. mirror the positions to the consumer group (for lag dashboards only).
+
+On (re)assignment the loop seeks every partition to the position its store
+committed; a partition it has no position for is read from the beginning, since
+the store, not the group, is the truth about what was applied.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry
+
+from hub import deadletter, kafka, logs
+from hub.config import Settings
+from hub.metrics import ProcessorMetrics
+from hub.store import Store, Txn
+from schemas import catalog
+from schemas.codec import Codec
+from schemas.errors import ContractError
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One decoded input record."""
+
+    topic: str
+    """Catalog (base) topic name, prefix removed."""
+    partition: int
+    offset: int
+    key: bytes | None
+    record: str
+    """Avro record name of the value."""
+    datum: dict[str, Any]
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A record to emit: encoded with the current schema of ``record``."""
+
+    topic: str
+    key: str
+    record: str
+    datum: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input record the processor refuses; it goes to the dead letters."""
+
+    inbound: Inbound
+    error: Exception
+    stage: deadletter.Stage = "apply"
+
+
+Emit = Outbound | Rejected
+
+
+class Processor(Protocol):
+    """The contract every service implements (CONVENTIONS.md 2)."""
+
+    name: str
+    """Component name: metrics label, log context, consumer group."""
+    inputs: tuple[str, ...]
+    """Catalog topic names consumed through the group."""
+
+    def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
+        """Apply a batch to state; return what to emit. Must not do I/O."""
+        ...
+
+
+@dataclass
+class _Positions:
+    """Next offsets seen in the current batch, per physical (topic, partition)."""
+
+    next: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    def __init__(self, loop: ProcessorLoop) -> None:
+        self._loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._loop.log.info("partitions.revoked", partitions=_names(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._loop.seek_to_stored(assigned)
+
+
+def _names(tps: Iterable[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}/{tp.partition}" for tp in tps)
+
+
+class ProcessorLoop:
+    """Runs one processor against Kafka; ``start``, then ``run`` until ``stop``."""
+
+    def __init__(self, processor: Processor, *, settings: Settings, store: Store,
+                 registry: CollectorRegistry, codec: Codec | None = None,
+                 before_poll: Callable[[], None] | None = None) -> None:
+        self.processor = processor
+        self._before_poll = before_poll
+        self.settings = settings
+        self.store = store
+        self.codec = codec or Codec.default()
+        self.metrics = ProcessorMetrics.create(registry)
+        self.log = logs.get().bind(component=processor.name)
+        self._base = {settings.topic(name): name for name in processor.inputs}
+        self._stopping = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, join the group, and flush whatever a previous run left in the outbox."""
+        self._producer = kafka.producer(self.settings)
+        self._consumer = kafka.consumer(self.settings, group=self.settings.group(self.processor.name))
+        self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
+        self.relay()
+        self.log.info("processor.started", inputs=list(self._base), store=str(self.store.path))
+
+    def run(self) -> None:
+        """Process batches until ``stop`` is called."""
+        while not self._stopping.is_set():
+            self.run_once()
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after the batch in hand."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        """Relay what is pending, then close the clients (call after ``run`` returned)."""
+        try:
+            self.relay()
+        finally:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+            self.log.info("processor.stopped")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run_once(self, timeout_ms: int = 500) -> int:
+        """Poll, apply and commit one batch, then relay; return how many records came in."""
+        assert self._consumer is not None, "start() first"
+        if self._before_poll is not None:
+            self._before_poll()
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.poll_max_records)
+        count = sum(len(records) for records in polled.values())
+        if count:
+            started = time.perf_counter()
+            self._commit_batch(polled)
+            self.metrics.batch_seconds.labels(self.processor.name).observe(
+                time.perf_counter() - started)
+        self.relay()
+        if count:
+            self._mirror_positions(polled)
+        return count
+
+    def _commit_batch(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        name = self.processor.name
+        batch: list[Inbound] = []
+        dead: list[Rejected] = []
+        positions = _Positions()
+        for tp, records in polled.items():
+            base = self._base[tp.topic]
+            self.metrics.records_in.labels(name, base).inc(len(records))
+            positions.next[tp] = records[-1].offset + 1
+            for rec in records:
+                inbound = Inbound(base, tp.partition, rec.offset, rec.key, "", {}, rec.timestamp)
+                try:
+                    decoded = self.codec.decode(rec.value)
+                except ContractError as exc:
+                    dead.append(Rejected(_raw(inbound, rec.value), exc, "decode"))
+                    continue
+                batch.append(Inbound(base, tp.partition, rec.offset, rec.key, decoded.record,
+                                     decoded.datum, rec.timestamp))
+        with self.store.transaction() as txn:
+            emits = list(self.processor.apply(txn, batch)) if batch else []
+            for emit in [*dead, *emits]:
+                if isinstance(emit, Rejected):
+                    self._dead_letter(txn, emit)
+                else:
+                    value = self.codec.encode(emit.record, emit.datum)
+                    txn.emit(self.settings.topic(emit.topic), emit.key.encode(), value)
+            for tp, next_offset in positions.next.items():
+                txn.set_position(tp.topic, tp.partition, next_offset)
+
+    def _dead_letter(self, txn: Txn, rejected: Rejected) -> None:
+        inbound = rejected.inbound
+        cause = deadletter.Cause(self.processor.name, rejected.stage, rejected.error,
+                                 self.settings.topic(inbound.topic), inbound.partition,
+                                 inbound.offset)
+        raw = inbound.datum.get("__raw__") if rejected.stage == "decode" else None
+        value = raw if isinstance(raw, bytes) else self.codec.encode(inbound.record, inbound.datum)
+        txn.emit(self.settings.topic(catalog.DLQ), inbound.key, value, cause.headers())
+        self.metrics.dead_letters.labels(self.processor.name, inbound.topic, rejected.stage).inc()
+        self.log.warning("record.dead_lettered", topic=inbound.topic, partition=inbound.partition,
+                         offset=inbound.offset, stage=rejected.stage,
+                         error=type(rejected.error).__name__)
+
+    def relay(self) -> int:
+        """Produce the outbox and forget what the broker acknowledged; return the count sent.
+
+        On a broker failure the records stay in the outbox and the next call tries
+        again; a record sent twice carries the same event id both times.
+        """
+        assert self._producer is not None, "start() first"
+        total = 0
+        while pending := self.store.pending():
+            futures = [self._producer.send(rec.topic, key=rec.key, value=rec.value,
+                                           headers=rec.headers or None) for rec in pending]
+            try:
+                self._producer.flush(timeout=self.settings.produce_timeout_s)
+                for future in futures:
+                    future.get(timeout=0)
+            except KafkaError as exc:
+                self.log.warning("outbox.relay_failed", error=type(exc).__name__,
+                                 pending=len(pending))
+                self.metrics.outbox_pending.labels(self.processor.name).set(
+                    self.store.pending_count())
+                return total
+            self.store.acknowledge(pending[-1].seq)
+            for rec in pending:
+                self.metrics.records_out.labels(self.processor.name, rec.topic).inc()
+            total += len(pending)
+        self.metrics.outbox_pending.labels(self.processor.name).set(0)
+        return total
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def seek_to_stored(self, assigned: Iterable[TopicPartition]) -> None:
+        """Resume every assigned partition where the store says, or from its beginning."""
+        assert self._consumer is not None
+        stored = self.store.positions()
+        fresh = []
+        for tp in assigned:
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                fresh.append(tp)
+            else:
+                self._consumer.seek(tp, position)
+        if fresh:
+            self._consumer.seek_to_beginning(*fresh)
+        self.log.info("partitions.assigned", partitions=_names(assigned), fresh=_names(fresh))
+
+    def _mirror_positions(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        assert self._consumer is not None
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
+                   for tp, records in polled.items()}
+        try:
+            self._consumer.commit_async(offsets)
+        except KafkaError as exc:  # only a mirror: the store holds the truth
+            self.log.debug("group.commit_failed", error=type(exc).__name__)
+        lag: dict[str, int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                base = self._base[tp.topic]
+                lag[base] = lag.get(base, 0) + max(0, end - self._consumer.position(tp))
+        for base, records in lag.items():
+            self.metrics.lag.labels(self.processor.name, base).set(records)
+
+
+def _raw(inbound: Inbound, value: bytes | None) -> Inbound:
+    """An inbound that could not be decoded: carries its raw bytes to the dead letters."""
+    return Inbound(inbound.topic, inbound.partition, inbound.offset, inbound.key, "",
+                   {"__raw__": value or b""}, inbound.timestamp_ms)
+
+
+def store_path(settings: Settings, component: str, instance: str = "0") -> Path:
+    """Where a component instance keeps its SQLite store."""
+    return settings.data_dir / f"{component}-{instance}.sqlite"

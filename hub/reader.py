@@ -1,0 +1,91 @@
+"""Reading whole topics without a group: every partition, from the beginning, then following.
+
+For tables every instance must hold entirely (the reseller table in each router)
+and for the read model. Records that do not decode are logged and skipped: a
+reader of the hub's own outputs has no partner to send them back to, and the
+writer already validated them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from hub import kafka, logs
+from hub.config import Settings
+from hub.errors import BrokerUnavailable
+from hub.processor import Inbound
+from schemas.codec import Codec
+from schemas.errors import ContractError
+
+
+class TopicReader:
+    """Follows a set of catalog topics in full."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str], *,
+                 codec: Codec | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or Codec.default()
+        self._base = {settings.topic(name): name for name in topics}
+        self._consumer: KafkaConsumer | None = None
+        self.log = logs.get().bind(reader=",".join(topics))
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Assign every partition of the topics and seek to their beginning."""
+        consumer = kafka.consumer(self.settings, group=None)
+        deadline = time.monotonic() + timeout_s
+        partitions: list[TopicPartition] = []
+        for physical in self._base:
+            while not (ids := consumer.partitions_for_topic(physical)):
+                if time.monotonic() > deadline:
+                    consumer.close()
+                    raise BrokerUnavailable(f"topic {physical} has no partitions")
+                time.sleep(0.2)
+            partitions.extend(TopicPartition(physical, p) for p in sorted(ids))
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        self._consumer = consumer
+
+    def poll(self, timeout_ms: int = 0) -> list[Inbound]:
+        """The records that arrived since the last call, decoded, in partition order."""
+        assert self._consumer is not None, "start() first"
+        try:
+            polled = self._consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            self.log.warning("reader.poll_failed", error=type(exc).__name__)
+            return []
+        out: list[Inbound] = []
+        for tp, records in polled.items():
+            for rec in records:
+                try:
+                    decoded = self.codec.decode(rec.value)
+                except ContractError as exc:
+                    self.log.warning("reader.undecodable", topic=tp.topic, partition=tp.partition,
+                                     offset=rec.offset, error=str(exc))
+                    continue
+                out.append(Inbound(self._base[tp.topic], tp.partition, rec.offset, rec.key,
+                                   decoded.record, decoded.datum, rec.timestamp))
+        return out
+
+    def catch_up(self, apply: Callable[[list[Inbound]], None], timeout_s: float = 60.0) -> int:
+        """Read until the end offsets seen at the call, applying each batch; return the count."""
+        assert self._consumer is not None, "start() first"
+        ends = self._consumer.end_offsets(list(self._consumer.assignment()))
+        deadline = time.monotonic() + timeout_s
+        total = 0
+        while any(self._consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"could not catch up with {list(self._base)} in {timeout_s}s")
+            batch = self.poll(timeout_ms=200)
+            if batch:
+                apply(batch)
+                total += len(batch)
+        return total
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None

@@ -1,0 +1,63 @@
+"""Running one processor as a process: the wiring every service's ``__main__`` shares.
+
+Settings, logs, a /metrics endpoint, the store, the topics, the loop; SIGTERM
+and SIGINT stop the loop after the batch in hand, relay the outbox, and close.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from hub import kafka, logs, metrics
+from hub.config import Settings
+from hub.processor import Processor, ProcessorLoop, store_path
+from hub.store import Store
+
+
+def install_stop_handlers(stop: Callable[[], None]) -> None:
+    """Call ``stop`` on SIGTERM or SIGINT (main thread only)."""
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logs.get().info("signal.received", signal=signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a service's build function returns: its processor and optional hooks."""
+
+    processor: Processor
+    before_poll: Callable[[], None] | None = None
+    """Called before every poll, outside the store transaction (e.g. refresh a table)."""
+    close: Callable[[], None] | None = None
+    """Called once after the loop stopped."""
+
+
+def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
+                  instance: str = "0") -> None:
+    """Build a service from settings and run it until a stop signal."""
+    settings = settings or Settings()
+    wiring = build(settings)
+    processor = wiring.processor
+    logs.configure(fmt=settings.log_format, level=settings.log_level, component=processor.name)
+    registry = CollectorRegistry()
+    metrics.serve(registry, host=settings.metrics_host, port=settings.metrics_port)
+    kafka.ensure_topics(settings)
+    with Store(store_path(settings, processor.name, instance)) as store:
+        loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
+                             before_poll=wiring.before_poll)
+        install_stop_handlers(loop.stop)
+        loop.start()
+        try:
+            loop.run()
+        finally:
+            loop.close()
+            if wiring.close is not None:
+                wiring.close()
