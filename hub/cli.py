@@ -1,0 +1,151 @@
+"""The ``passport-hub`` command: run the whole hub, one component, the demo, or the broker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from hub import logs
+from hub.broker import EmbeddedBroker
+from hub.components import COMPONENTS, CORE
+from hub.config import Settings
+from hub.errors import HubError
+from hub.monitor import FlowMonitor
+from hub.stack import Stack, StatusLine
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="passport-hub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the API and the services (and the embedded broker "
+                                   "unless KAFKA_BOOTSTRAP_SERVERS is set) until Ctrl-C")
+    up.add_argument("--demo", action="store_true", help="also feed synthetic partner traffic "
+                                                        "and show a live summary")
+    up.add_argument("--rate", type=int, default=50, help="demo events per second (default 50)")
+    demo = sub.add_parser("demo", help="run a finite scenario and print what the hub made of it")
+    demo.add_argument("--businesses", type=int, default=3000)
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the result")
+    run = sub.add_parser("run", help="run one component in this process")
+    run.add_argument("name", choices=sorted(COMPONENTS))
+    broker = sub.add_parser("broker", help="run the embedded broker alone")
+    broker.add_argument("--port", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logs.configure(fmt=settings.log_format, level=settings.log_level, component="cli")
+    try:
+        if args.command == "up":
+            return _up(settings, demo=args.demo, rate=args.rate)
+        if args.command == "demo":
+            return _demo(settings, businesses=args.businesses, timeout_s=args.timeout)
+        if args.command == "run":
+            sys.argv = [COMPONENTS[args.name]]
+            runpy.run_module(COMPONENTS[args.name], run_name="__main__", alter_sys=True)
+            return 0
+        return _broker(port=args.port)
+    except HubError as exc:
+        logs.get().error("command.failed", command=args.command, error=str(exc))
+        return 2
+
+
+def _up(settings: Settings, *, demo: bool, rate: int) -> int:
+    with Stack(settings, quiet_children=demo) as stack:
+        stack.handle_signals()
+        assert stack.supervisor is not None
+        for name in CORE:
+            stack.supervisor.add(name)
+        if demo:
+            stack.supervisor.add("synthetic", ["--forever", "--rate", str(rate)])
+        api = f"http://{stack.settings.api_host}:{stack.settings.api_port}"
+        print(f"passport-hub is up: API {api} · broker {stack.settings.kafka_bootstrap_servers}"
+              f"{' · logs ' + str(stack.run_dir / 'logs') if demo else ''} · Ctrl-C stops",
+              flush=True)
+        monitor = FlowMonitor(stack.settings) if demo else None
+        if monitor is not None:
+            monitor.start()
+        status = StatusLine()
+        started = time.monotonic()
+        while not stack.stopping.is_set():
+            stack.supervisor.watch()
+            if monitor is not None:
+                counts = monitor.refresh(timeout_ms=500)
+                status.show(f"[{time.monotonic() - started:5.0f}s] {counts.line()} · "
+                            f"restarts {stack.supervisor.restarts}")
+            else:
+                stack.stopping.wait(0.5)
+        if monitor is not None:
+            status.show(f"stopped: {monitor.counts.line()}", final=True)
+            monitor.close()
+    return 0
+
+
+def _demo(settings: Settings, *, businesses: int, timeout_s: float) -> int:
+    with Stack(settings, quiet_children=True) as stack:
+        stack.handle_signals()
+        assert stack.supervisor is not None
+        for name in ("passport", "routing"):
+            stack.supervisor.add(name)
+        monitor = FlowMonitor(stack.settings)
+        monitor.start()
+        print(f"demo: {businesses} businesses on {stack.settings.kafka_bootstrap_servers} "
+              f"(logs in {stack.run_dir / 'logs'})", flush=True)
+        source = stack.supervisor.add("synthetic", ["--businesses", str(businesses)],
+                                      restart=False)
+        assert source.process is not None and source.log_path is not None
+        if source.process.wait() != 0:
+            print(f"demo: the synthetic source failed (see {source.log_path})", file=sys.stderr)
+            return 1
+        expected = _last_json_line(source.log_path.read_text(encoding="utf-8"))
+        want_passports = int(expected["expected_passports"])
+        want_leads = int(expected["expected_leads"])
+        status = StatusLine(every_s=2.0)
+        deadline = time.monotonic() + timeout_s
+        counts = monitor.refresh()
+        while time.monotonic() < deadline and not stack.stopping.is_set():
+            counts = monitor.refresh(timeout_ms=500)
+            stack.supervisor.watch()
+            status.show(counts.line())
+            if counts.passports >= want_passports and \
+                    counts.leads_assigned + counts.leads_unassigned >= want_leads:
+                break
+        monitor.close()
+        routed = counts.leads_assigned + counts.leads_unassigned
+        ok = counts.passports == want_passports and routed == want_leads
+        status.show(f"demo {'done' if ok else 'INCOMPLETE'}: {counts.businesses} businesses, "
+                    f"{counts.passports}/{want_passports} passports issued, "
+                    f"{counts.leads_assigned} leads routed to resellers + "
+                    f"{counts.leads_unassigned} unassigned ({routed}/{want_leads} expected)",
+                    final=True)
+        return 0 if ok else 1
+
+
+def _last_json_line(text: str) -> dict[str, object]:
+    """The synthetic source's result: the last line of its output that is a JSON object."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{\"businesses\""):
+            result: dict[str, object] = json.loads(line)
+            return result
+    raise HubError("the synthetic source printed no result line")
+
+
+def _broker(*, port: int | None) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with EmbeddedBroker(port=port) as broker:
+        print(broker.bootstrap, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

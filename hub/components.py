@@ -1,0 +1,18 @@
+"""The hub's components, named by module: the supervisor starts them as processes.
+
+Names only, never imports: ``hub`` does not depend on the components it runs
+(DESIGN.md, Layout); each runs as ``python -m <module>``, which is also how it
+is deployed and scaled out.
+"""
+
+from __future__ import annotations
+
+COMPONENTS: dict[str, str] = {
+    "api": "connectors.api",
+    "passport": "services.passport",
+    "routing": "services.routing",
+    "synthetic": "connectors.synthetic",
+}
+
+#: What ``passport-hub up`` runs (the synthetic source only with ``--demo``).
+CORE = ("api", "passport", "routing")

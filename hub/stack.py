@@ -1,0 +1,103 @@
+"""The whole hub on one machine: broker (embedded unless configured), topics, components.
+
+``passport-hub up`` and ``passport-hub demo`` are built from this: a ``Stack``
+is a context manager that brings everything up in order and takes it down in
+reverse order, whatever happened in between.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from hub import kafka, logs
+from hub.broker import EmbeddedBroker
+from hub.config import Settings
+from hub.supervisor import Supervisor
+
+
+class Stack:
+    """Broker + topics + supervised components, started and stopped in order."""
+
+    def __init__(self, settings: Settings, *, quiet_children: bool) -> None:
+        self.log = logs.get().bind(stack=True)
+        self._requested = settings
+        self._quiet = quiet_children
+        self.broker: EmbeddedBroker | None = None
+        self.settings = settings
+        self.supervisor: Supervisor | None = None
+        self.run_dir: Path = settings.data_dir
+        self.stopping = threading.Event()
+
+    def __enter__(self) -> Stack:
+        base = self._requested
+        overrides: dict[str, object] = {}
+        if not base.kafka_bootstrap_servers:
+            # A memory broker starts empty, so state from an earlier run would lie
+            # about positions: every embedded run gets a fresh data directory.
+            self.run_dir = base.data_dir / f"embedded-{int(time.time())}"
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.broker = EmbeddedBroker(log_path=self.run_dir / "broker.log")
+            overrides = {"kafka_bootstrap_servers": self.broker.start(), "data_dir": self.run_dir}
+        self.settings = base.model_copy(update=overrides)
+        kafka.ensure_topics(self.settings)
+        log_dir = None
+        if self._quiet:
+            log_dir = self.run_dir / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.child_env(), log_dir=log_dir)
+        return self
+
+    def child_env(self) -> dict[str, str]:
+        """What every child needs to find the same broker, topics and data."""
+        s = self.settings
+        assert s.kafka_bootstrap_servers is not None
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            "PASSPORT_HUB_TOPIC_PREFIX": s.topic_prefix,
+            "PASSPORT_HUB_GROUP_PREFIX": s.group_prefix,
+            "PASSPORT_HUB_DATA_DIR": str(self.run_dir.resolve()),
+            "PASSPORT_HUB_API_HOST": s.api_host,
+            "PASSPORT_HUB_API_PORT": str(s.api_port),
+            "PASSPORT_HUB_LOG_FORMAT": "json" if self._quiet else s.log_format,
+        }
+
+    def handle_signals(self) -> None:
+        """SIGTERM and SIGINT ask the stack to stop (main thread only)."""
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.log.info("signal.received", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.broker is not None:
+            self.broker.stop()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+class StatusLine:
+    """One live line on a terminal; a plain line every few seconds elsewhere."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self._tty = sys.stdout.isatty()
+        self._every = every_s
+        self._last = 0.0
+
+    def show(self, text: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if self._tty:
+            sys.stdout.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            sys.stdout.flush()
+        elif final or now - self._last >= self._every:
+            print(text, flush=True)
+            self._last = now
