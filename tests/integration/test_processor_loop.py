@@ -1,0 +1,140 @@
+"""The kernel's processor loop against a real broker, with a small processor of the test's own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hub import deadletter, kafka
+from hub.config import Settings
+from hub.processor import Emit, Inbound, Outbound, ProcessorLoop, store_path
+from hub.reader import TopicReader
+from hub.store import Store, Txn
+from schemas import catalog
+from schemas.codec import Codec
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+SIRENS = ("732829320", "542051180", "552100554")
+
+
+class CountingProcessor:
+    """Counts offer requests per SIREN; echoes each with its running count as the source."""
+
+    name = "counting"
+    inputs = (catalog.OFFER_REQUESTS,)
+
+    def __init__(self, fail_once: bool = False) -> None:
+        self.fail_once = fail_once
+
+    def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
+        out: list[Emit] = []
+        for record in batch:
+            siren = record.datum["siren"]
+            count = (state.get("count", siren) or 0) + 1
+            state.put("count", siren, count, partition=record.partition)
+            out.append(Outbound(catalog.LEAD_RESPONSES, siren, "OfferRequested",
+                                {**record.datum, "source": f"count-{count}"}))
+        if self.fail_once:
+            self.fail_once = False
+            raise RuntimeError("crash after applying, before the commit")
+        return out
+
+
+def _offer(siren: str) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC), "source": "test",
+            "schema_version": 1, "siren": siren, "category": "e-commerce"}
+
+
+def _produce(settings: Settings, values: list[bytes], keys: list[str]) -> None:
+    producer = kafka.producer(settings)
+    for key, value in zip(keys, values, strict=True):
+        producer.send(settings.topic(catalog.OFFER_REQUESTS), key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def _run_until(loop: ProcessorLoop, reader: TopicReader, want: int,
+               seen: list[Inbound], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < want:
+        assert time.monotonic() < deadline, f"only {len(seen)} of {want} outputs"
+        loop.run_once(timeout_ms=200)
+        seen.extend(reader.poll(timeout_ms=50))
+
+
+def _loop(settings: Settings, store: Store, processor: CountingProcessor) -> ProcessorLoop:
+    loop = ProcessorLoop(processor, settings=settings, store=store, registry=CollectorRegistry())
+    loop.start()
+    return loop
+
+
+def test_outputs_once_resumes_from_store_and_dead_letters_garbage(topics: Settings) -> None:
+    codec = Codec.default()
+    keys = [SIRENS[i % 3] for i in range(9)]
+    values = [codec.encode("OfferRequested", _offer(k)) for k in keys]
+    values[4] = b"not avro at all"
+    _produce(topics, values, keys)
+    reader = TopicReader(topics, [catalog.LEAD_RESPONSES])
+    dlq = kafka.consumer(topics, group=None)
+    dlq.subscribe([topics.topic(catalog.DLQ)])
+    reader.start()
+    seen: list[Inbound] = []
+    with Store(store_path(topics, "counting")) as store:
+        loop = _loop(topics, store, CountingProcessor())
+        _run_until(loop, reader, 8, seen)
+        loop.close()
+        # A second run on the same store resumes after what was applied: nothing new.
+        _produce(topics, [codec.encode("OfferRequested", _offer(SIRENS[0]))], [SIRENS[0]])
+        loop = _loop(topics, store, CountingProcessor())
+        _run_until(loop, reader, 9, seen)
+        loop.close()
+    counts = sorted(int(r.datum["source"].removeprefix("count-")) for r in seen
+                    if r.datum["siren"] == SIRENS[0])
+    assert counts == [1, 2, 3, 4]  # key 0 had 3 (one slot was garbage for key 1) + 1 later
+    assert len(seen) == 9
+    letters = _drain(dlq, 1)
+    headers = dict(letters[0].headers)
+    assert letters[0].value == b"not avro at all"
+    assert headers[deadletter.STAGE] == b"decode"
+    assert headers[deadletter.SOURCE_TOPIC] == topics.topic(catalog.OFFER_REQUESTS).encode()
+    assert headers[deadletter.ERROR_CLASS]
+    reader.close()
+    dlq.close()
+
+
+def test_a_crash_before_commit_applies_the_batch_exactly_once_on_restart(topics: Settings) -> None:
+    codec = Codec.default()
+    _produce(topics, [codec.encode("OfferRequested", _offer(SIRENS[1])) for _ in range(3)],
+             [SIRENS[1]] * 3)
+    reader = TopicReader(topics, [catalog.LEAD_RESPONSES])
+    reader.start()
+    seen: list[Inbound] = []
+    with Store(store_path(topics, "counting")) as store:
+        loop = _loop(topics, store, CountingProcessor(fail_once=True))
+        deadline = time.monotonic() + 30
+        with pytest.raises(RuntimeError):
+            while time.monotonic() < deadline:
+                loop.run_once(timeout_ms=200)
+        loop.close()
+        assert store.positions() == {}
+        loop = _loop(topics, store, CountingProcessor())
+        _run_until(loop, reader, 3, seen)
+        loop.close()
+    assert sorted(r.datum["source"] for r in seen) == ["count-1", "count-2", "count-3"]
+    reader.close()
+
+
+def _drain(consumer: Any, want: int, timeout_s: float = 15) -> list[Any]:
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < want and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            out.extend(records)
+    return out

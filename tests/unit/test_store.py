@@ -1,0 +1,59 @@
+"""The store's one promise: a batch's state, positions and outbox commit together or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.store import Store
+
+
+def test_state_positions_and_outbox_commit_together(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.put("passport", "732829320", {"modules": ["a"]}, partition=2)
+            txn.set_position("pn.training.v1", 2, 41)
+            txn.emit("pn.passports.v1", b"732829320", b"v", [("h", b"\x00\x01")])
+        assert store.positions() == {("pn.training.v1", 2): 41}
+        [record] = store.pending()
+        assert (record.topic, record.key, record.value) == ("pn.passports.v1", b"732829320", b"v")
+        assert record.headers == [("h", b"\x00\x01")]
+    with Store(tmp_path / "s.sqlite") as reopened, reopened.transaction() as txn:
+        assert txn.get("passport", "732829320") == {"modules": ["a"]}
+
+
+def test_a_failing_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.set_position("t", 0, 10)
+        with pytest.raises(RuntimeError), store.transaction() as txn:
+            txn.put("ns", "k", 1, partition=0)
+            txn.set_position("t", 0, 20)
+            txn.emit("out", None, b"x")
+            raise RuntimeError("crash in apply")
+        assert store.positions() == {("t", 0): 10}
+        assert store.pending() == []
+        with store.transaction() as txn:
+            assert txn.get("ns", "k") is None
+
+
+def test_acknowledge_forgets_only_what_was_sent(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            for i in range(5):
+                txn.emit("out", None, bytes([i]))
+        sent = store.pending(limit=3)
+        store.acknowledge(sent[-1].seq)
+        assert [r.value for r in store.pending()] == [b"\x03", b"\x04"]
+        assert store.pending_count() == 2
+
+
+def test_drop_partition_forgets_only_that_partition(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.put("ns", "a", 1, partition=0)
+            txn.put("ns", "b", 2, partition=1)
+        store.drop_partition(0)
+        with store.transaction() as txn:
+            assert (txn.get("ns", "a"), txn.get("ns", "b")) == (None, 2)
