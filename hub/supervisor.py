@@ -64,8 +64,12 @@ class Supervisor:
 
     def add(self, name: str, extra: Sequence[str] = (), *, restart: bool = True) -> Child:
         """Start a component; ``restart=False`` for finite jobs that are expected to exit."""
+        return self.add_command(name, module_argv(name, extra), restart=restart)
+
+    def add_command(self, name: str, argv: Sequence[str], *, restart: bool = True) -> Child:
+        """Start any command as a supervised child."""
         log_path = self.log_dir / f"{name}.log" if self.log_dir else None
-        child = Child(name, module_argv(name, extra), log_path)
+        child = Child(name, list(argv), log_path)
         child.spawn(self.env)
         if restart:
             self.children[name] = child
