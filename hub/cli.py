@@ -100,13 +100,14 @@ def _demo(settings: Settings, *, businesses: int, timeout_s: float) -> int:
               f"(logs in {stack.run_dir / 'logs'})", flush=True)
         source = stack.supervisor.add("synthetic", ["--businesses", str(businesses)],
                                       restart=False)
-        assert source.process is not None and source.log_path is not None
+        assert source.process is not None
+        assert source.log_path is not None
         if source.process.wait() != 0:
             print(f"demo: the synthetic source failed (see {source.log_path})", file=sys.stderr)
             return 1
         expected = _last_json_line(source.log_path.read_text(encoding="utf-8"))
-        want_passports = int(expected["expected_passports"])
-        want_leads = int(expected["expected_leads"])
+        want_passports = expected["expected_passports"]
+        want_leads = expected["expected_leads"]
         status = StatusLine(every_s=2.0)
         deadline = time.monotonic() + timeout_s
         counts = monitor.refresh()
@@ -128,11 +129,11 @@ def _demo(settings: Settings, *, businesses: int, timeout_s: float) -> int:
         return 0 if ok else 1
 
 
-def _last_json_line(text: str) -> dict[str, object]:
+def _last_json_line(text: str) -> dict[str, int]:
     """The synthetic source's result: the last line of its output that is a JSON object."""
     for line in reversed(text.splitlines()):
         if line.startswith("{\"businesses\""):
-            result: dict[str, object] = json.loads(line)
+            result: dict[str, int] = json.loads(line)
             return result
     raise HubError("the synthetic source printed no result line")
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.errors import ConfigError
 from schemas.catalog import qualified
 
 
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PASSPORT_HUB_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "PASSPORT_HUB_KAFKA_BOOTSTRAP_SERVERS"),
     )
     topic_prefix: str = ""
     """Prepended to every catalog topic name (tests, side-by-side deployments)."""
@@ -71,8 +73,6 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """The bootstrap servers, or a clear error when none is configured."""
         if not self.kafka_bootstrap_servers:
-            from hub.errors import ConfigError
-
             raise ConfigError(
                 "KAFKA_BOOTSTRAP_SERVERS is not set; run `passport-hub up` to start "
                 "the embedded broker, or point it at a Kafka cluster"

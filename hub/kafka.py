@@ -8,6 +8,7 @@ group commit is only a mirror for lag monitoring.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -101,10 +102,9 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
     try:
         missing = [name for name in wanted if name not in set(client.list_topics())]
         if missing:
-            try:
+            # Another component may win the race; the topics then exist, which is the point.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics([new_topic(wanted[name], settings) for name in missing])
-            except TopicAlreadyExistsError:
-                pass  # another component won the race; the topics exist, which is the point
             _wait_for_metadata(client, missing, timeout_s)
             logs.get().info("topics.created", topics=missing)
         return missing

@@ -135,7 +135,8 @@ class ProcessorLoop:
     def start(self) -> None:
         """Connect, join the group, and flush whatever a previous run left in the outbox."""
         self._producer = kafka.producer(self.settings)
-        self._consumer = kafka.consumer(self.settings, group=self.settings.group(self.processor.name))
+        group = self.settings.group(self.processor.name)
+        self._consumer = kafka.consumer(self.settings, group=group)
         self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
         self.relay()
         self.log.info("processor.started", inputs=list(self._base), store=str(self.store.path))
@@ -167,7 +168,8 @@ class ProcessorLoop:
         assert self._consumer is not None, "start() first"
         if self._before_poll is not None:
             self._before_poll()
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.poll_max_records)
+        polled = self._consumer.poll(timeout_ms=timeout_ms,
+                                     max_records=self.settings.poll_max_records)
         count = sum(len(records) for records in polled.values())
         if count:
             started = time.perf_counter()

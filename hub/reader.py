@@ -78,7 +78,8 @@ class TopicReader:
         total = 0
         while any(self._consumer.position(tp) < end for tp, end in ends.items()):
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"could not catch up with {list(self._base)} in {timeout_s}s")
+                raise BrokerUnavailable(
+                    f"could not catch up with {list(self._base)} in {timeout_s}s")
             batch = self.poll(timeout_ms=200)
             if batch:
                 apply(batch)

@@ -88,7 +88,8 @@ def test_enrolment_to_routed_lead_over_http(hub_up: str) -> None:
     assert sorted(passport["modules_completed"]) == [
         "website-create", "website-performance", "website-traffic"]
 
-    assert post(_event("offer_requested", siren=SIREN, category="website-hosting")).status_code == 202
+    offer = _event("offer_requested", siren=SIREN, category="website-hosting")
+    assert post(offer).status_code == 202
     leads = _wait(lambda: _leads(hub_up, "yvelines-web"), 60, "the lead to be routed")
     assert [lead["siren"] for lead in leads] == [SIREN]
     assert leads[0]["category"] == "website-hosting"

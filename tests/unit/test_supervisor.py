@@ -23,4 +23,5 @@ def test_a_dead_child_is_restarted_and_stop_ends_all(tmp_path: Path) -> None:
     assert len(marker.read_text()) >= 2
     assert supervisor.children["steady"].restarts == 0
     supervisor.stop(grace_s=5)
-    assert steady.process is not None and steady.process.poll() is not None
+    assert steady.process is not None
+    assert steady.process.poll() is not None
