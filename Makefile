@@ -1,10 +1,11 @@
 # passport-hub: the two commands a newcomer needs are `make run` and `make test`.
+SHELL  := bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint typecheck unit integration e2e clean
+.PHONY: install run demo test test-kafka lint typecheck unit integration e2e clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -26,6 +27,18 @@ demo: $(STAMP)
 ## Lint, type-check and run every test (unit, integration, end to end).
 test: lint typecheck
 	$(BIN)/pytest -q
+
+KAFKA := deploy/kafka/kafka.sh
+
+## The integration and e2e suites on one Apache Kafka node, then the broker-fault
+## tests on a three-broker cluster. Needs a JDK 17+ and Maven (jars from Maven Central).
+test-kafka: $(STAMP)
+	$(KAFKA) fetch
+	set -e; export KAFKA_RUN_DIR="$(CURDIR)/deploy/kafka/run/single"; \
+	  bootstrap=$$($(KAFKA) start single | tail -n 1); \
+	  trap '$(KAFKA) stop >/dev/null 2>&1' EXIT; \
+	  KAFKA_BOOTSTRAP_SERVERS="$$bootstrap" $(BIN)/pytest -q tests/integration tests/e2e
+	$(BIN)/pytest -q tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

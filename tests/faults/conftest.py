@@ -1,0 +1,140 @@
+"""Fixtures for broker-fault tests: a three-broker Apache Kafka cluster and hub processes.
+
+The cluster comes from ``deploy/kafka/kafka.sh`` (Apache Kafka's own jars from
+Maven Central, on the machine's JDK); it fails, never skips, when it cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.broker import free_port
+from hub.config import Settings
+
+KAFKA_SH = Path(__file__).parents[2] / "deploy" / "kafka" / "kafka.sh"
+
+
+@dataclass
+class Cluster:
+    """A running three-broker cluster that tests may crash and restart."""
+
+    run_dir: Path
+    bootstrap: str
+
+    def _sh(self, *args: str, timeout: float = 120) -> str:
+        env = {**os.environ, "KAFKA_RUN_DIR": str(self.run_dir)}
+        done = subprocess.run([str(KAFKA_SH), *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        assert done.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout.strip()
+
+    def kill(self, node: int) -> None:
+        self._sh("kill", str(node))
+
+    def restart(self, *nodes: int) -> None:
+        """Restart nodes together (a quorum needs at least two of them back at once)."""
+        env = {**os.environ, "KAFKA_RUN_DIR": str(self.run_dir)}
+        procs = [subprocess.Popen([str(KAFKA_SH), "restart", str(n)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for n in nodes]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()
+
+    def wait_isr(self) -> None:
+        self._sh("wait-isr", "60")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    run_dir = tmp_path_factory.mktemp("kafka-cluster")
+    env = {**os.environ, "KAFKA_RUN_DIR": str(run_dir)}
+    subprocess.run([str(KAFKA_SH), "fetch"], env=env, check=True, timeout=600)
+    started = subprocess.run([str(KAFKA_SH), "start", "cluster"], env=env, capture_output=True,
+                             text=True, timeout=180, check=False)
+    assert started.returncode == 0, f"cluster did not start:\n{started.stderr}"
+    cluster = Cluster(run_dir, started.stdout.strip().splitlines()[-1])
+    try:
+        yield cluster
+    finally:
+        subprocess.run([str(KAFKA_SH), "stop"], env=env, timeout=120, check=False)
+
+
+@pytest.fixture
+def cluster_settings(cluster: Cluster, tmp_path: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(kafka_bootstrap_servers=cluster.bootstrap, topic_prefix=f"f{tag}.",
+                    group_prefix=f"f{tag}", data_dir=tmp_path / "data", replication_factor=3,
+                    api_port=free_port(), produce_timeout_s=5.0, request_timeout_ms=5000,
+                    log_format="json")
+
+
+@dataclass
+class Components:
+    """Hub components started as processes, as they are deployed."""
+
+    settings: Settings
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        assert s.kafka_bootstrap_servers is not None
+        return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+                "PASSPORT_HUB_TOPIC_PREFIX": s.topic_prefix,
+                "PASSPORT_HUB_GROUP_PREFIX": s.group_prefix,
+                "PASSPORT_HUB_DATA_DIR": str(s.data_dir),
+                "PASSPORT_HUB_API_PORT": str(s.api_port),
+                "PASSPORT_HUB_REPLICATION_FACTOR": str(s.replication_factor),
+                "PASSPORT_HUB_PRODUCE_TIMEOUT_S": str(s.produce_timeout_s),
+                "PASSPORT_HUB_REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
+                "PASSPORT_HUB_LOG_FORMAT": "json"}
+
+    def start(self, module: str) -> None:
+        log = (self.log_dir / f"{module}.log").open("ab")
+        self.processes[module] = subprocess.Popen(
+            [sys.executable, "-m", module], env=self.env(), stdout=log, stderr=log)
+        log.close()
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def wait_api_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"API not ready after {timeout_s}s; see {self.log_dir}")
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def components(cluster_settings: Settings, tmp_path: Path) -> Iterator[Components]:
+    running = Components(cluster_settings, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
