@@ -1,0 +1,152 @@
+"""The read model: follows the state topics in a daemon thread into SQLite, and answers queries.
+
+The topics are the truth and the file a cache of them: every start deletes the
+file and rebuilds it by reading the passports and leads topics from the
+beginning (the whole topics, every partition, no consumer group).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hub import logs
+from hub.config import Settings
+from hub.errors import BrokerUnavailable, StoreError
+from hub.processor import Inbound
+from hub.reader import TopicReader
+from schemas import catalog
+from services.readmodel import store
+from services.readmodel.queries import Queries
+
+#: The topics the read model materialises.
+TOPICS = (catalog.PASSPORTS, catalog.LEADS)
+
+
+class _StopRequestedError(Exception):
+    """Raised inside a catch-up batch to abandon it when stop() was called."""
+
+
+class ReadModel:
+    """Materialises PASSPORTS and LEADS into a SQLite file and serves read-only queries."""
+
+    def __init__(self, settings: Settings, path: Path, *, poll_timeout_ms: int = 500) -> None:
+        self.settings = settings
+        self.path = path
+        self._poll_timeout_ms = poll_timeout_ms
+        self._queries = Queries(path)
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reader: TopicReader | None = None
+        self._writer: store.Writer | None = None
+        self.records_read = 0
+        """State records read from the topics since start (duplicates included)."""
+        self.log = logs.get().bind(component="readmodel")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Rebuild from scratch: delete the file, assign the topics, follow them in a thread.
+
+        Raises ``BrokerUnavailable`` when the topics cannot be assigned in ``timeout_s``.
+        """
+        if self._thread is not None:
+            raise RuntimeError("read model already started")
+        store.remove(self.path)
+        self._writer = store.Writer(self.path)
+        reader = TopicReader(self.settings, TOPICS)
+        try:
+            reader.start(timeout_s=timeout_s)
+        except BaseException:
+            self._writer.close()
+            raise
+        self._reader = reader
+        self._stop.clear()
+        self.records_read = 0
+        self._thread = threading.Thread(target=self._run, args=(reader, self._writer),
+                                        name="readmodel", daemon=True)
+        self._thread.start()
+        self.log.info("readmodel.started", path=str(self.path))
+
+    @property
+    def caught_up(self) -> bool:
+        """True once the model has read up to the end offsets the topics had at start."""
+        return self._caught_up.is_set()
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        """Block until caught up (or ``timeout_s``); return ``caught_up``."""
+        return self._caught_up.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop following and close the reader and the file; idempotent."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                self.log.warning("readmodel.stop_timeout", timeout_s=timeout_s)
+                return  # the daemon thread still owns the reader and writer; leave them to it
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self.log.info("readmodel.stopped")
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def passport(self, siren: str) -> dict[str, Any] | None:
+        """The latest passport of a business, or None."""
+        return self._queries.passport(siren)
+
+    def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The leads a reseller holds, most recent first (``limit`` capped at 1000)."""
+        return self._queries.leads_for(reseller_id, limit)
+
+    def counts(self) -> dict[str, int]:
+        """Businesses, passports issued, leads assigned and unassigned."""
+        return self._queries.counts()
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self, reader: TopicReader, writer: store.Writer) -> None:
+        try:
+            self._catch_up(reader, writer)
+            while not self._stop.is_set():
+                batch = reader.poll(timeout_ms=self._poll_timeout_ms)
+                if batch:
+                    self._apply(writer, batch)
+        except _StopRequestedError:
+            pass
+        except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            # The topics hold records the hub wrote itself; failing to store one is a bug
+            # to see at once (readyz stays or turns red), not to retry forever.
+            self._caught_up.clear()
+            self.log.error("readmodel.failed", error=repr(exc))
+
+    def _catch_up(self, reader: TopicReader, writer: store.Writer) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                reader.catch_up(lambda batch: self._apply(writer, batch, checked=True),
+                                timeout_s=5.0)
+            except BrokerUnavailable as exc:
+                # Progress is kept (the consumer's positions); try again from there.
+                self.log.warning("readmodel.catch_up_slow", error=str(exc))
+                continue
+            self._caught_up.set()
+            self.log.info("readmodel.caught_up", records=self.records_read,
+                          seconds=round(time.monotonic() - started, 3))
+            return
+
+    def _apply(self, writer: store.Writer, batch: Sequence[Inbound], *,
+               checked: bool = False) -> None:
+        if checked and self._stop.is_set():
+            raise _StopRequestedError
+        writer.apply((inbound.record, inbound.datum) for inbound in batch)
+        self.records_read += len(batch)

@@ -1,0 +1,115 @@
+"""The read model's SQLite file: its tables, and the one writer that upserts state records.
+
+One writer (the materialiser thread) and any number of readers, each on its own
+connection: WAL lets readers see the last committed batch while the writer
+applies the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hub.errors import StoreError
+from services.readmodel import views
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS passports (
+    siren TEXT PRIMARY KEY, json TEXT NOT NULL, state TEXT NOT NULL,
+    departement TEXT NOT NULL, region TEXT NOT NULL, updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS passports_state ON passports (state);
+CREATE TABLE IF NOT EXISTS leads (
+    lead_id TEXT PRIMARY KEY, reseller_id TEXT, status TEXT NOT NULL,
+    json TEXT NOT NULL, assigned_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leads_reseller ON leads (reseller_id, assigned_at);
+CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
+-- Event ids already applied: a re-emitted event (same id, DESIGN.md "Effectively
+-- once") arriving after a newer record of its key must not bring the old state back.
+CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+PASSPORT_RECORD = "PassportSnapshot"
+LEAD_RECORD = "LeadAssigned"
+
+
+def remove(path: Path) -> None:
+    """Delete a read model file and its WAL companions (the model is rebuilt from topics)."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Writer:
+    """The read model's single writer connection."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # check_same_thread off: created by start(), then used only by the materialiser.
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # A read model is rebuilt from its topics, so a lost last commit costs nothing.
+            self._conn.execute("PRAGMA synchronous=OFF")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open read model {path}: {exc}") from exc
+
+    def apply(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Upsert (record name, datum) pairs in order, in one transaction; return how many changed.
+
+        The last record per key wins; an event id seen before changes nothing;
+        record names the read model does not serve are ignored.
+        """
+        changed = 0
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            for record, datum in records:
+                if record not in (PASSPORT_RECORD, LEAD_RECORD):
+                    continue
+                seen = conn.execute("INSERT OR IGNORE INTO applied (event_id) VALUES (?)",
+                                    (str(datum["event_id"]),))
+                if seen.rowcount == 0:
+                    continue
+                if record == PASSPORT_RECORD:
+                    self._passport(datum)
+                else:
+                    self._lead(datum)
+                changed += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return changed
+
+    def _passport(self, datum: Mapping[str, Any]) -> None:
+        view = views.passport(datum)
+        self._conn.execute(
+            "INSERT INTO passports (siren, json, state, departement, region, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (siren) DO UPDATE SET json = excluded.json, "
+            "state = excluded.state, departement = excluded.departement, "
+            "region = excluded.region, updated_at = excluded.updated_at",
+            (view["siren"], _dumps(view), view["state"], view["departement"], view["region"],
+             views.millis(datum["occurred_at"])))
+
+    def _lead(self, datum: Mapping[str, Any]) -> None:
+        view = views.lead(datum)
+        # A reassignment replaces the row: the lead leaves the previous reseller's list.
+        self._conn.execute(
+            "INSERT INTO leads (lead_id, reseller_id, status, json, assigned_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET "
+            "reseller_id = excluded.reseller_id, status = excluded.status, "
+            "json = excluded.json, assigned_at = excluded.assigned_at",
+            (view["lead_id"], view["reseller_id"], view["status"], _dumps(view),
+             views.millis(datum["occurred_at"])))
+
+    def close(self) -> None:
+        self._conn.close()
