@@ -1,0 +1,1 @@
+"""The hub's edges: sources that publish partner events (API, synthetic) and sinks."""
