@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from connectors.publish import Publisher
 from connectors.synthetic.generator import Synthetic
+from connectors.synthetic.holdback import Holdback
 from hub import kafka, logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, HubError
@@ -40,6 +41,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="events per second (default: 50 with --forever, unbounded otherwise)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the clock)")
     parser.add_argument("--resellers", type=int, default=60, help="reseller profiles to publish")
+    parser.add_argument("--offer-delay", type=float, default=3.0, metavar="SECONDS",
+                        help="hold offer requests back this long after the training (default 3)")
     args = parser.parse_args(argv)
     if args.businesses is not None and args.businesses < 0:
         parser.error("--businesses must be >= 0")
@@ -47,6 +50,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rate = 50.0
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be > 0")
+    if args.offer_delay < 0:
+        parser.error("--offer-delay must be >= 0")
     return args
 
 
@@ -86,19 +91,30 @@ def run(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> 
     log = logs.get().bind(seed=seed)
     size = _CHUNK if args.rate is None else max(1, min(_CHUNK, int(args.rate / 10)))
     publisher = Publisher(settings)
+    holdback = Holdback(args.offer_delay, time.monotonic)
     started = last_log = time.monotonic()
     sent = 0
+
+    def publish(events: list[EventModel]) -> None:
+        nonlocal sent
+        if events:
+            _publish(publisher, events, stop)
+            sent += len(events)
+
     try:
         units = source.units(None if args.forever else args.businesses)
         for chunk in _chunks(units, size, stop):
-            _publish(publisher, chunk, stop)
-            sent += len(chunk)
+            publish(holdback.admit(chunk))
             if args.rate is not None:
                 # Pace against the start, not the last chunk, so the rate does not drift.
                 stop.wait(max(0.0, started + sent / args.rate - time.monotonic()))
             if time.monotonic() - last_log >= 10.0:
                 last_log = time.monotonic()
                 log.info("synthetic.progress", events=sent, businesses=source.expected.businesses)
+        while (wait := holdback.next_due_in()) is not None and not stop.is_set():
+            stop.wait(wait)
+            publish(holdback.due())
+        publish(holdback.release())
     finally:
         publisher.close()
     result = source.expected.result()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.synthetic.generator import PASSPORT_MODULES, Synthetic
+from connectors.synthetic.holdback import Holdback
 from connectors.synthetic.identities import siren
 from schemas.codec import Codec
 from schemas.identifiers import is_valid_siren
@@ -128,3 +129,22 @@ def test_units_are_whole_and_counted_as_they_are_handed_out() -> None:
         assert len({e.siren for e in unit if not isinstance(e, ResellerProfile)}) == 1
         assert source.expected.events == handed
     assert source.expected.businesses == 25
+
+
+def test_holdback_delays_offer_requests_only() -> None:
+    now = [100.0]
+    holdback = Holdback(3.0, lambda: now[0])
+    _, events = _generate(seed=8, businesses=200)
+    offers = [e for e in events if isinstance(e, OfferRequested)]
+    assert offers
+    first = holdback.admit(events)
+    assert first == [e for e in events if not isinstance(e, OfferRequested)]
+    assert holdback.next_due_in() == 3.0
+    now[0] += 2.5
+    assert holdback.due() == []
+    now[0] += 0.5
+    assert holdback.admit([]) == offers
+    assert holdback.next_due_in() is None
+    holdback.admit(offers)
+    assert holdback.release() == offers
+    assert Holdback(0.0, lambda: now[0]).admit(events) == events
