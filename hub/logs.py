@@ -37,7 +37,9 @@ def configure(*, fmt: str = "auto", level: str = "info", component: str | None =
         structlog.contextvars.bind_contextvars(component=component)
     # kafka-python is chatty at INFO (every connect and rebalance step).
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # It also logs every refused connection while a broker starts; our own events say
+    # what failed and what it means, so its logger stays quiet.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def get(name: str | None = None) -> Any:
