@@ -79,6 +79,11 @@ class EmbeddedBroker:
                 raise BrokerStartError(
                     f"embedded broker exited with code {self._process.returncode}")
             try:
+                # Wait for the port with a plain socket first: a kafka-python client
+                # built while the port refuses leaks its sockets, and their
+                # ResourceWarning later fails whichever test is running.
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    pass
                 client = KafkaAdminClient(bootstrap_servers=self.bootstrap,
                                           request_timeout_ms=2000)
                 client.list_topics()
