@@ -36,7 +36,7 @@ usage: kafka.sh <command>
   start single       one combined broker+controller node
   start cluster      three combined broker+controller nodes (RF 3, min ISR 2)
   kill N             SIGKILL node N (simulated crash)
-  restart N          start node N again on its existing data, wait until it is back
+  restart N [N...]   start nodes again on their existing data, wait until they are back
   stop               stop all nodes (TERM, then KILL) and delete the run data
   status             show which nodes are running
   bootstrap          print the bootstrap address list
@@ -379,21 +379,28 @@ cmd_kill() {
   say "node $1 (pid $pid) killed"
 }
 
-cmd_restart() {
+cmd_restart() { # restart N [N...]: launch them all first, then wait for each
   load_state
-  check_node_arg "${1:-}"
+  (($#)) || die "usage: kafka.sh restart N [N...]"
+  local n t0=$EPOCHREALTIME
+  for n in "$@"; do check_node_arg "$n"; done
   [[ -f "$LIB/.stamp" ]] || die "no jars in $LIB (run 'kafka.sh fetch')"
   take_lock
-  local n="$1" t0=$EPOCHREALTIME
-  if node_pid "$n" >/dev/null; then
-    say "node $n is already running"
-  else
-    "${PROBE[@]}" check-free "$(broker_port "$n")" "$(controller_port "$n")" \
-      || die "node $n's ports are taken by another process"
-    launch_node "$n"
-  fi
-  wait_ready 1 "$n" || die "node $n did not rejoin within ${START_TIMEOUT}s (it is left running; logs: $(node_dir "$n")/logs)"
-  say "node $n back in the cluster after $(elapsed "$t0")s"
+  # Launching before waiting matters after a whole-cluster crash: one controller
+  # alone has no quorum, so waiting on it before starting the others never ends.
+  for n in "$@"; do
+    if node_pid "$n" >/dev/null; then
+      say "node $n is already running"
+    else
+      "${PROBE[@]}" check-free "$(broker_port "$n")" "$(controller_port "$n")" \
+        || die "node $n's ports are taken by another process"
+      launch_node "$n"
+    fi
+  done
+  for n in "$@"; do
+    wait_ready 1 "$n" || die "node $n did not rejoin within ${START_TIMEOUT}s (it is left running; logs: $(node_dir "$n")/logs)"
+    say "node $n back in the cluster after $(elapsed "$t0")s"
+  done
 }
 
 # TERM every running node, KILL whatever is left after $STOP_TIMEOUT seconds
@@ -470,7 +477,7 @@ case "${1:-}" in
   fetch) fetch "${2:-}" ;;
   start) cmd_start "${2:-}" ;;
   kill) cmd_kill "${2:-}" ;;
-  restart) cmd_restart "${2:-}" ;;
+  restart) shift; cmd_restart "$@" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   bootstrap) cmd_bootstrap ;;

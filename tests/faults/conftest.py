@@ -43,13 +43,7 @@ class Cluster:
 
     def restart(self, *nodes: int) -> None:
         """Restart nodes together (a quorum needs at least two of them back at once)."""
-        env = {**os.environ, "KAFKA_RUN_DIR": str(self.run_dir)}
-        procs = [subprocess.Popen([str(KAFKA_SH), "restart", str(n)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for n in nodes]
-        for proc in procs:
-            _, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err.decode()
+        self._sh("restart", *map(str, nodes), timeout=180)
 
     def wait_isr(self) -> None:
         self._sh("wait-isr", "60")
