@@ -1,0 +1,1 @@
+"""Per-business passport state: enrolment, completed modules, offers; emits snapshots and leads."""

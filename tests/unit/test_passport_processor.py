@@ -1,0 +1,159 @@
+"""The passport processor over an in-memory store: coalesced snapshots, leads, rejects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from hub.processor import Emit, Inbound, Outbound, Rejected
+from schemas import catalog
+from schemas.codec import Codec
+from services.passport import outputs
+from services.passport.processor import OFFSETS_NS, PASSPORTS_NS, PassportProcessor
+from tests.unit.test_passport_rules import SIREN, THREE, Item, at, enrolled, module, offer
+
+OTHER = "542051180"
+TOPIC_OF = {"BusinessEnrolled": catalog.ENROLMENTS, "ModuleCompleted": catalog.TRAINING,
+            "OfferRequested": catalog.OFFER_REQUESTS}
+
+
+class FakeTxn:
+    """The store's get/put/delete over a dict, JSON round-tripped like SQLite's."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], str] = {}
+        self.partitions: dict[tuple[str, str], int] = {}
+
+    def get(self, ns: str, key: str) -> Any | None:
+        raw = self.data.get((ns, key))
+        return None if raw is None else json.loads(raw)
+
+    def put(self, ns: str, key: str, value: Any, *, partition: int) -> None:
+        self.data[(ns, key)] = json.dumps(value)
+        self.partitions[(ns, key)] = partition
+
+    def delete(self, ns: str, key: str) -> None:
+        self.data.pop((ns, key), None)
+
+
+class Offsets:
+    """Hands out increasing offsets per topic, like a partition would."""
+
+    def __init__(self) -> None:
+        self.next: dict[str, int] = {}
+
+    def inbound(self, item: Item, *, partition: int = 2, key: str | None = SIREN,
+                topic: str | None = None) -> Inbound:
+        record, datum = item
+        topic = topic or TOPIC_OF[record]
+        offset = self.next.get(topic, 0)
+        self.next[topic] = offset + 1
+        return Inbound(topic, partition, offset, None if key is None else key.encode(), record,
+                       datum, 0)
+
+
+def _apply(txn: FakeTxn, batch: Sequence[Inbound]) -> list[Emit]:
+    out = PassportProcessor().apply(txn, batch)  # type: ignore[arg-type]  # a fake of Txn
+    codec = Codec.default()
+    for emit in out:
+        if isinstance(emit, Outbound):
+            codec.encode(emit.record, emit.datum)  # every output fits its schema
+    return out
+
+
+def _of(out: list[Emit], topic: str) -> list[Outbound]:
+    return [e for e in out if isinstance(e, Outbound) and e.topic == topic]
+
+
+def test_two_events_of_one_business_in_a_batch_make_one_snapshot() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    batch = [offsets.inbound(enrolled()), offsets.inbound(THREE[0])]
+    out = _apply(txn, batch)
+    [snapshot] = _of(out, catalog.PASSPORTS)
+    assert snapshot.key == SIREN
+    assert snapshot.datum["state"] == "in_training"
+    assert snapshot.datum["modules_completed"] == ["website-create"]
+    assert snapshot.datum["region"] == "11"
+    assert snapshot.datum["occurred_at"] == at(10)
+    assert snapshot.datum["source"] == "passport"
+    assert snapshot.datum["input_offsets"] == {f"{catalog.ENROLMENTS}/2": 1,
+                                               f"{catalog.TRAINING}/2": 1}
+    assert snapshot.datum["event_id"] == outputs.snapshot_id(SIREN, catalog.TRAINING, 2, 0)
+    assert txn.partitions[(PASSPORTS_NS, SIREN)] == 2
+    assert txn.get(OFFSETS_NS, "2") == snapshot.datum["input_offsets"]
+
+
+def test_each_business_of_a_batch_gets_its_own_snapshot() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    other = ("BusinessEnrolled", {**enrolled()[1], "siren": OTHER})
+    out = _apply(txn, [offsets.inbound(enrolled()), offsets.inbound(other, key=OTHER),
+                       offsets.inbound(THREE[0])])
+    assert sorted(s.key for s in _of(out, catalog.PASSPORTS)) == sorted([SIREN, OTHER])
+
+
+def test_the_passport_is_issued_and_a_lead_requested_across_batches() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    _apply(txn, [offsets.inbound(enrolled()), offsets.inbound(THREE[0])])
+    _apply(txn, [offsets.inbound(THREE[1]), offsets.inbound(THREE[2])])
+    out = _apply(txn, [offsets.inbound(offer(60))])
+    [lead] = _of(out, catalog.LEAD_REQUESTS)
+    [snapshot] = _of(out, catalog.PASSPORTS)
+    assert lead.record == "LeadRequested"
+    assert lead.key == lead.datum["lead_id"]
+    assert lead.datum["occurred_at"] == at(60)
+    assert lead.datum["contact_email"] == "contact@boulangerie.example"
+    assert snapshot.datum["state"] == "passport_issued"
+    assert snapshot.datum["passport_issued_at"] == at(30)
+    assert (snapshot.datum["offer_requests"], snapshot.datum["leads_requested"]) == (1, 1)
+    assert snapshot.datum["input_offsets"] == {f"{catalog.ENROLMENTS}/2": 1,
+                                               f"{catalog.TRAINING}/2": 3,
+                                               f"{catalog.OFFER_REQUESTS}/2": 1}
+
+
+def test_a_replayed_batch_emits_nothing_new() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    batch = [offsets.inbound(enrolled()), *(offsets.inbound(m) for m in THREE),
+             offsets.inbound(offer(60))]
+    first = _apply(txn, batch)
+    assert len(_of(first, catalog.LEAD_REQUESTS)) == 1
+    assert _apply(txn, batch) == []
+
+
+def test_a_bad_siren_is_rejected_and_the_rest_applied() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    bad = ("ModuleCompleted", {**module("email-pro", 1)[1], "siren": "123456789"})
+    bad_inbound = offsets.inbound(bad, key="123456789")
+    out = _apply(txn, [offsets.inbound(enrolled()), bad_inbound])
+    [rejected] = [e for e in out if isinstance(e, Rejected)]
+    assert rejected.inbound is bad_inbound
+    assert rejected.stage == "validate"
+    assert "SIREN" in str(rejected.error)
+    assert len(_of(out, catalog.PASSPORTS)) == 1
+    assert txn.get(PASSPORTS_NS, "123456789") is None
+    # The rejected record is consumed all the same: its offset moves on.
+    assert txn.get(OFFSETS_NS, "2") == {f"{catalog.ENROLMENTS}/2": 1, f"{catalog.TRAINING}/2": 1}
+
+
+def test_a_record_foreign_to_its_topic_or_keyed_otherwise_is_rejected() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    foreign = offsets.inbound(offer(1), topic=catalog.TRAINING)
+    unkeyed = offsets.inbound(module("email-pro", 1), key=None)
+    out = _apply(txn, [foreign, unkeyed])
+    assert [(e.inbound, e.stage) for e in out if isinstance(e, Rejected)] == [
+        (foreign, "validate"), (unkeyed, "validate")]
+    assert txn.get(PASSPORTS_NS, SIREN) is None
+
+
+def test_events_of_a_business_not_enrolled_are_kept_without_a_snapshot() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    out = _apply(txn, [offsets.inbound(m) for m in THREE])
+    assert _of(out, catalog.PASSPORTS) == []
+    stored = txn.get(PASSPORTS_NS, SIREN)
+    assert stored is not None
+    assert len(stored["parked"]) == 3
+    out = _apply(txn, [offsets.inbound(enrolled(90))])
+    [snapshot] = _of(out, catalog.PASSPORTS)
+    assert snapshot.datum["state"] == "passport_issued"
+    assert snapshot.datum["modules_completed"] == ["website-create", "website-traffic",
+                                                   "email-pro"]
