@@ -1,0 +1,1 @@
+"""Per-lead routing: eligible resellers, a fair choice among them, the recorded decision."""
