@@ -18,7 +18,7 @@ implemented; the version is chosen from the broker's ApiVersions answer.
 """
 
 import base64
-import os
+import random
 import socket
 import struct
 import sys
@@ -70,10 +70,7 @@ class Reader:
             shift += 7
 
     def string(self, flexible):
-        if flexible:
-            n = self.uvarint() - 1
-        else:
-            n = self.i16()
+        n = self.uvarint() - 1 if flexible else self.i16()
         if n < 0:
             return None
         return self.take(n).decode("utf-8", "replace")
@@ -129,7 +126,7 @@ def api_versions(sock):
     r = _roundtrip(sock, API_VERSIONS, 0, 1, b"", False)
     err = r.i16()
     if err:
-        raise ProtoError("ApiVersions error %d" % err)
+        raise ProtoError(f"ApiVersions error {err}")
     out = {}
     for _ in range(r.i32()):
         key, lo, hi = r.i16(), r.i16(), r.i16()
@@ -145,7 +142,7 @@ def metadata(sock, versions, all_topics=False):
             ver = cand
             break
     if ver is None:
-        raise ProtoError("no usable Metadata version in %r" % ((lo, hi),))
+        raise ProtoError(f"no usable Metadata version in {(lo, hi)!r}")
     flexible = ver >= 9
     body = b""
     if flexible:
@@ -218,7 +215,7 @@ def _pids_alive(pids):
     dead = []
     for pid in pids:
         try:
-            with open("/proc/%d/stat" % pid) as f:
+            with open(f"/proc/{pid}/stat") as f:
                 state = f.read().rpartition(")")[2].split()[0]
         except (OSError, IndexError):
             state = "gone"
@@ -255,8 +252,6 @@ def cmd_ports(args):
     """Free ports *below* the kernel's ephemeral range, so that a port freed by
     `kafka.sh kill` cannot be grabbed by some client's outgoing connection
     before `kafka.sh restart` binds it again."""
-    import random
-
     n = int(args[0])
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -291,7 +286,7 @@ def cmd_ports(args):
 def cmd_check_free(args):
     busy = [p for p in args if not _bindable(int(p))]
     if busy:
-        print("ports already in use on 127.0.0.1: %s" % " ".join(busy), file=sys.stderr)
+        print("ports already in use on 127.0.0.1: {}".format(" ".join(busy)), file=sys.stderr)
         return 1
     return 0
 
@@ -315,20 +310,20 @@ def cmd_wait(args):
     while True:
         dead = _pids_alive(pids)
         if dead:
-            print("kafka process(es) %s died during startup" % dead, file=sys.stderr)
+            print(f"kafka process(es) {dead} died during startup", file=sys.stderr)
             return 2
         for boot in boots:
             try:
                 brokers, controller, _ = query(boot, timeout=1.0)
             except (OSError, ProtoError) as exc:
-                last = "%s: %s" % (boot, exc)
+                last = f"{boot}: {exc}"
                 continue
             ids = sorted(b[0] for b in brokers)
-            last = "%s: brokers=%s controller=%s" % (boot, ids, controller)
+            last = f"{boot}: brokers={ids} controller={controller}"
             if len(ids) >= want and controller >= 0 and (node is None or node in ids):
                 return 0
         if time.monotonic() > deadline:
-            print("timed out waiting for kafka (%s)" % last, file=sys.stderr)
+            print(f"timed out waiting for kafka ({last})", file=sys.stderr)
             return 1
         time.sleep(0.2)
 
@@ -337,11 +332,11 @@ def _under_replicated(topics, live):
     bad = []
     for name, terr, parts in topics:
         if terr:
-            bad.append("%s(error %d)" % (name, terr))
+            bad.append(f"{name}(error {terr})")
             continue
         for pidx, _perr, leader, replicas, isr in parts:
             if leader not in live or sorted(isr) != sorted(replicas):
-                bad.append("%s-%d(leader=%d isr=%s replicas=%s)" % (name, pidx, leader, isr, replicas))
+                bad.append(f"{name}-{pidx}(leader={leader} isr={isr} replicas={replicas})")
     return bad
 
 
@@ -355,15 +350,15 @@ def cmd_isr(args):
             try:
                 brokers, _controller, topics = query(boot, timeout=2.0, all_topics=True)
             except (OSError, ProtoError) as exc:
-                last = "%s: %s" % (boot, exc)
+                last = f"{boot}: {exc}"
                 continue
             bad = _under_replicated(topics, {b[0] for b in brokers})
             if not bad:
                 return 0
-            last = "%d partition(s) not fully in sync, e.g. %s" % (len(bad), ", ".join(bad[:5]))
+            last = f"{len(bad)} partition(s) not fully in sync, e.g. {', '.join(bad[:5])}"
             break
         if time.monotonic() > deadline:
-            print("timed out waiting for ISR: %s" % last, file=sys.stderr)
+            print(f"timed out waiting for ISR: {last}", file=sys.stderr)
             return 1
         time.sleep(0.25)
 
@@ -374,14 +369,14 @@ def cmd_info(args):
         try:
             brokers, controller, topics = query(boot, timeout=2.0, all_topics=True)
         except (OSError, ProtoError) as exc:
-            last = "%s: %s" % (boot, exc)
+            last = f"{boot}: {exc}"
             continue
         bad = _under_replicated(topics, {b[0] for b in brokers})
-        print("answered-by=%s brokers=%s controller=%d topics=%d under-replicated=%d"
-              % (boot, ",".join(str(b[0]) for b in sorted(brokers)), controller,
-                 len(topics), len(bad)))
+        ids = ",".join(str(b[0]) for b in sorted(brokers))
+        print(f"answered-by={boot} brokers={ids} controller={controller} "
+              f"topics={len(topics)} under-replicated={len(bad)}")
         return 0
-    print("no broker answered (%s)" % last, file=sys.stderr)
+    print(f"no broker answered ({last})", file=sys.stderr)
     return 1
 
 

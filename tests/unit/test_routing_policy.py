@@ -117,7 +117,7 @@ def test_decisions_do_not_depend_on_the_table_order() -> None:
     expected = [(d.reseller_id, d.candidates) for d in run(LEAD, table(*resellers), 12)]
     shuffled = resellers[:]
     for seed in range(5):
-        random.Random(seed).shuffle(shuffled)  # noqa: S311 - test data order, not secrets
+        random.Random(seed).shuffle(shuffled)
         again = [(d.reseller_id, d.candidates) for d in run(LEAD, table(*shuffled), 12)]
         assert again == expected
 

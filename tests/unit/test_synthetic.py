@@ -32,7 +32,7 @@ def _generate(seed: int, businesses: int) -> tuple[Synthetic, list[EventModel]]:
 
 
 def test_sirens_pass_luhn() -> None:
-    rng = random.Random(7)  # noqa: S311 - test data
+    rng = random.Random(7)
     assert all(is_valid_siren(siren(rng)) for _ in range(2000))
 
 
