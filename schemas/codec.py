@@ -275,8 +275,10 @@ class Codec:
             raise MalformedRecordError(f"{record} v{writer.schema.version}: {exc}") from exc
         return buffer.getvalue()
 
-    def decode(self, data: bytes) -> Decoded:
+    def decode(self, data: bytes | None) -> Decoded:
         """Decode a single-object value, resolved to its record's current schema."""
+        if data is None:  # a tombstone: Kafka hands us no value at all
+            raise MalformedRecordError("no value (a tombstone or an empty record)")
         if data[:2] != MARKER or len(data) < HEADER_SIZE:
             raise MalformedRecordError("not an Avro single-object value (bad marker or too short)")
         reader = self._readers.get(data[2:HEADER_SIZE])

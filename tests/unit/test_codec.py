@@ -353,3 +353,8 @@ def test_a_version_that_changes_no_wire_format_owns_its_fingerprint(tmp_path: Pa
     assert codec.fingerprint("Probe", 1) == codec.fingerprint("Probe", 2)
     decoded = codec.decode(codec.encode("Probe", {"event_id": EVENT_ID, "label": "x"}))
     assert (decoded.version, decoded.datum["schema_version"]) == (2, 2)
+
+
+def test_a_tombstone_is_a_contract_error_not_a_crash() -> None:
+    with pytest.raises(MalformedRecordError, match="tombstone"):
+        Codec.default().decode(None)
