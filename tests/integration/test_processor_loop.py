@@ -19,7 +19,7 @@ from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
 SIRENS = ("732829320", "542051180", "552100554")
 
@@ -61,7 +61,7 @@ def _produce(settings: Settings, values: list[bytes], keys: list[str]) -> None:
 
 
 def _run_until(loop: ProcessorLoop, reader: TopicReader, want: int,
-               seen: list[Inbound], timeout_s: float = 30) -> None:
+               seen: list[Inbound], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while len(seen) < want:
         assert time.monotonic() < deadline, f"only {len(seen)} of {want} outputs"
