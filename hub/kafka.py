@@ -66,6 +66,25 @@ def consumer(settings: Settings, *, group: str | None, **overrides: Any) -> Kafk
         raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc
 
 
+def await_partitions(consumer: KafkaConsumer, topics: Iterable[str],
+                     timeout_s: float = 30.0) -> dict[str, set[int]]:
+    """The partitions of each topic, once the consumer's metadata knows every one of them.
+
+    Subscribing before that is a trap on Apache Kafka: a group leader that does not
+    see a just-created topic assigns nobody its partitions, and kafka-python only
+    notices at its next metadata refresh, minutes later.
+    """
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, set[int]] = {}
+    for topic in topics:
+        while not (ids := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"topic {topic} has no partitions after {timeout_s}s")
+            time.sleep(0.1)
+        found[topic] = set(ids)
+    return found
+
+
 def admin(settings: Settings) -> KafkaAdminClient:
     """An admin client."""
     try:

@@ -137,6 +137,7 @@ class ProcessorLoop:
         self._producer = kafka.producer(self.settings)
         group = self.settings.group(self.processor.name)
         self._consumer = kafka.consumer(self.settings, group=group)
+        kafka.await_partitions(self._consumer, self._base)
         self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
         self.relay()
         self.log.info("processor.started", inputs=list(self._base), store=str(self.store.path))

@@ -36,15 +36,13 @@ class TopicReader:
     def start(self, timeout_s: float = 30.0) -> None:
         """Assign every partition of the topics and seek to their beginning."""
         consumer = kafka.consumer(self.settings, group=None)
-        deadline = time.monotonic() + timeout_s
-        partitions: list[TopicPartition] = []
-        for physical in self._base:
-            while not (ids := consumer.partitions_for_topic(physical)):
-                if time.monotonic() > deadline:
-                    consumer.close()
-                    raise BrokerUnavailable(f"topic {physical} has no partitions")
-                time.sleep(0.2)
-            partitions.extend(TopicPartition(physical, p) for p in sorted(ids))
+        try:
+            found = kafka.await_partitions(consumer, self._base, timeout_s)
+        except BrokerUnavailable:
+            consumer.close()
+            raise
+        partitions = [TopicPartition(topic, p) for topic, ids in found.items()
+                      for p in sorted(ids)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         self._consumer = consumer
