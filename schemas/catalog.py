@@ -24,6 +24,9 @@ DLQ = "pn.dlq.v1"
 #: Partition count shared by the co-partitioned, SIREN-keyed topics.
 SIREN_PARTITIONS = 6
 
+# The edges that accept partner input: the HTTP API and the file drop.
+_INGEST = ("api", "file_drop")
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -36,27 +39,42 @@ class Topic:
     records: tuple[str, ...]
     """Avro record names whose values this topic carries."""
     doc: str
+    writers: tuple[str, ...] = ()
+    """Who produces to it (the components of DESIGN.md's topic table)."""
+    readers: tuple[str, ...] = ()
+    """Who consumes it."""
 
 
 CATALOG: tuple[Topic, ...] = (
-    Topic(ENROLMENTS, "siren", SIREN_PARTITIONS, False, ("BusinessEnrolled",),
-          "Businesses enrolled by CEFAC delegations and advisors."),
-    Topic(TRAINING, "siren", SIREN_PARTITIONS, False, ("ModuleCompleted",),
-          "Training facts reported by trainer organisations."),
+    Topic(ENROLMENTS, "siren", SIREN_PARTITIONS, False,
+          ("BusinessEnrolled", "ConsentWithdrawn", "ErasureRequested"),
+          "Businesses enrolled by CEFAC delegations and advisors; consent and erasure requests.",
+          writers=_INGEST, readers=("passport",)),
+    Topic(TRAINING, "siren", SIREN_PARTITIONS, False,
+          ("ModuleCompleted", "TrainingSessionAttended", "TrainingFeedback"),
+          "Training facts reported by trainer organisations: completions, attendance, feedback.",
+          writers=_INGEST, readers=("passport",)),
     Topic(OFFER_REQUESTS, "siren", SIREN_PARTITIONS, False, ("OfferRequested",),
-          "Requests for a partner offer in one category."),
+          "Requests for a partner offer in one category.",
+          writers=_INGEST, readers=("passport",)),
     Topic(PASSPORTS, "siren", SIREN_PARTITIONS, True, ("PassportSnapshot",),
-          "The latest passport of every business (compacted)."),
+          "The latest passport of every business (compacted).",
+          writers=("passport",), readers=("passport", "readmodel")),
     Topic(LEAD_REQUESTS, "lead_id", 1, False, ("LeadRequested",),
-          "Leads waiting for a routing decision; one partition so one router decides."),
+          "Leads waiting for a routing decision; one partition so one router decides.",
+          writers=("passport",), readers=("routing",)),
     Topic(RESELLERS, "reseller_id", 3, True, ("ResellerProfile",),
-          "Reseller profiles (compacted); every router instance reads the whole table."),
+          "Reseller profiles (compacted); every router instance reads the whole table.",
+          writers=_INGEST, readers=("routing", "readmodel")),
     Topic(LEAD_RESPONSES, "lead_id", 3, False, ("LeadAnswered",),
-          "Resellers' answers to their leads."),
+          "Resellers' answers to their leads.",
+          writers=_INGEST, readers=("routing",)),
     Topic(LEADS, "lead_id", SIREN_PARTITIONS, False, ("LeadAssigned",),
-          "Routing decisions: who got which lead, and why."),
+          "Routing decisions: who got which lead, and why.",
+          writers=("routing",), readers=("crm_webhook", "readmodel")),
     Topic(DLQ, "original key", 3, False, (),
-          "Dead letters: the original bytes, the cause in headers."),
+          "Dead letters: the original bytes, the cause in headers.",
+          writers=("every consumer",), readers=("ops",)),
 )
 
 _BY_NAME = {topic.name: topic for topic in CATALOG}

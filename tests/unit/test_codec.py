@@ -28,15 +28,28 @@ SAMPLES: dict[str, dict[str, Any]] = {
         **ENVELOPE, "siren": "732829320", "name": "Boulangerie Martin", "departement": "78",
         "naf": "10.71C", "employees": 3, "contact_email": "contact@boulangerie-martin.fr",
         "advisor_id": "adv-0042", "delegation": "cefac-78", "consent_share_with_resellers": True,
+        "siret": "73282932000074", "broadband": True, "ecommerce": None,
+        "contact_phone": "+33139123456", "contact_name": "Jeanne Martin",
     },
     "ModuleCompleted": {
         **ENVELOPE, "siren": "732829320", "module_id": "website-create", "trainer_org": "Google",
     },
+    "TrainingSessionAttended": {
+        **ENVELOPE, "siren": "732829320", "session_id": "s-1", "module_id": "website-create",
+        "trainer_org": None, "attended": False,
+    },
+    "TrainingFeedback": {
+        **ENVELOPE, "siren": "732829320", "module_id": "website-create", "trainer_org": "Google",
+        "delegation": "cefac-78", "score": 4, "comment": "Très utile.",
+    },
+    "ConsentWithdrawn": {**ENVELOPE, "siren": "732829320", "reason": None},
+    "ErasureRequested": {**ENVELOPE, "siren": "732829320", "requested_by": "adv-0042"},
     "OfferRequested": {**ENVELOPE, "siren": "732829320", "category": "e-commerce"},
     "ResellerProfile": {
         **ENVELOPE, "reseller_id": "infogerance-78", "name": "Infogérance 78",
         "departements": ["78", "92"], "categories": ["security", "broadband"],
-        "capacity": 25, "weight": 3, "status": "paused",
+        "capacity": 25, "weight": 3, "status": "paused", "delivery": "webhook",
+        "webhook_url": "https://crm.infogerance-78.fr/hooks", "contact_email": None,
     },
     "LeadAnswered": {
         **ENVELOPE, "lead_id": "lead-1", "reseller_id": "infogerance-78",
@@ -107,8 +120,9 @@ def test_samples_cover_every_record_and_every_catalog_record_has_a_schema(codec:
 
 @pytest.mark.parametrize("record", sorted(SAMPLES))
 def test_round_trip_of_every_record(codec: Codec, record: str) -> None:
+    version = codec.registry.current_version(record)
     decoded = codec.decode(codec.encode(record, SAMPLES[record]))
-    assert decoded == Decoded(record, 1, {**SAMPLES[record], "schema_version": 1})
+    assert decoded == Decoded(record, version, {**SAMPLES[record], "schema_version": version})
 
 
 def test_omitted_fields_take_their_schema_defaults(codec: Codec) -> None:
@@ -126,7 +140,8 @@ def test_frame_is_marker_then_little_endian_crc64_of_canonical_form(
     data = codec.encode(record, SAMPLES[record])
     schema = codec.registry.current(record)
     assert data[:2] == b"\xc3\x01" == MARKER
-    assert data[2:HEADER_SIZE] == codec.fingerprint(record) == codec.fingerprint(record, 1)
+    assert data[2:HEADER_SIZE] == codec.fingerprint(record)
+    assert codec.fingerprint(record) == codec.fingerprint(record, schema.version)
     assert data[2:HEADER_SIZE] == crc64_avro(schema.canonical.encode()).to_bytes(8, "little")
     # Apache avro, an independent implementation, agrees on form and fingerprint.
     apache = avro.schema.parse(schema.canonical)
@@ -152,7 +167,7 @@ def test_body_is_plain_avro_binary_for_other_implementations(codec: Codec, recor
     raw = dict(codec.registry.current(record).raw)
     apache = avro.io.DatumReader(avro.schema.parse(json.dumps(raw)))
     read = apache.read(avro.io.BinaryDecoder(io.BytesIO(data[HEADER_SIZE:])))
-    assert read == {**SAMPLES[record], "schema_version": 1}
+    assert read == {**SAMPLES[record], "schema_version": codec.registry.current_version(record)}
     body = io.BytesIO(data[HEADER_SIZE:])
     read_fast = schemaless_reader(body, parse_schema(raw))
     assert isinstance(read_fast, dict)
@@ -337,7 +352,8 @@ def test_registry_lookups(codec: Codec) -> None:
     current = registry.current("LeadAssigned")
     assert registry.by_fingerprint(current.fingerprint) is current
     assert registry.version("LeadAssigned", 1) is current
-    assert len(registry.schemas()) == len(registry.records()) == 8
+    assert len(registry.records()) == 12
+    assert len(registry.schemas()) == 14  # BusinessEnrolled and ResellerProfile have a v2
     with pytest.raises(UnknownSchemaError):
         registry.current("Nope")
     with pytest.raises(UnknownSchemaError):
@@ -358,3 +374,37 @@ def test_a_version_that_changes_no_wire_format_owns_its_fingerprint(tmp_path: Pa
 def test_a_tombstone_is_a_contract_error_not_a_crash() -> None:
     with pytest.raises(MalformedRecordError, match="tombstone"):
         Codec.default().decode(None)
+
+
+def test_a_business_enrolled_v1_value_decodes_into_the_v2_shape(codec: Codec) -> None:
+    # A writer still on v1, as every producer deployed before v2 is.
+    v1 = codec.registry.version("BusinessEnrolled", 1)
+    v1_names = {field["name"] for field in v1.raw["fields"]}
+    v1_datum = {k: v for k, v in SAMPLES["BusinessEnrolled"].items() if k in v1_names}
+    data = Codec(SchemaRegistry([v1])).encode("BusinessEnrolled", v1_datum)
+    assert data[2:HEADER_SIZE] == codec.fingerprint("BusinessEnrolled", 1)
+
+    decoded = codec.decode(data)
+
+    assert codec.registry.current_version("BusinessEnrolled") == 2
+    assert decoded == Decoded("BusinessEnrolled", 1, {
+        **v1_datum, "schema_version": 1, "siret": None, "broadband": None, "ecommerce": None,
+        "contact_phone": None, "contact_name": None,
+    })
+
+
+def test_a_v1_reader_resolves_a_business_enrolled_v2_body(codec: Codec) -> None:
+    # Forward compatibility: a consumer that has not been redeployed yet gets an
+    # UnknownSchemaError (and retries later); once it has the v2 file, its v1
+    # reader shape reads v2 bodies by dropping the new fields.
+    data = codec.encode("BusinessEnrolled", SAMPLES["BusinessEnrolled"])
+    v1 = codec.registry.version("BusinessEnrolled", 1)
+    with pytest.raises(UnknownSchemaError):
+        Codec(SchemaRegistry([v1])).decode(data)
+    body = io.BytesIO(data[HEADER_SIZE:])
+    read = schemaless_reader(body, codec.registry.current("BusinessEnrolled").parsed, v1.parsed)
+    v1_names = {field["name"] for field in v1.raw["fields"]}
+    assert isinstance(read, dict)
+    assert set(read) == v1_names
+    assert read["siren"] == SAMPLES["BusinessEnrolled"]["siren"]
+    assert read["schema_version"] == 2

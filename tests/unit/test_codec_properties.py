@@ -1,4 +1,4 @@
-"""Property: any datum that fits a record's schema survives encode then decode unchanged."""
+"""Properties: any datum that fits its schema survives the codec; no bytes make it crash."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import Codec
+from schemas.codec import HEADER_SIZE, MARKER, Codec
+from schemas.errors import ContractError
 
 CODEC = Codec.default()
 
@@ -48,7 +49,8 @@ def strategy(schema: Any) -> st.SearchStrategy[Any]:  # noqa: PLR0911 - one retu
 
 
 @pytest.mark.parametrize("record", CODEC.registry.records())
-@settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(database=None, deadline=None, max_examples=50,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_round_trip(record: str, data: st.DataObject) -> None:
     schema = CODEC.registry.current(record)
@@ -57,3 +59,55 @@ def test_round_trip(record: str, data: st.DataObject) -> None:
     assert decoded.record == record
     assert decoded.version == schema.version
     assert decoded.datum == {**datum, "schema_version": schema.version}
+
+
+# -- hostile bytes: whatever arrives on a topic, decode answers or raises ContractError --
+
+FINGERPRINTS = st.sampled_from([schema.fingerprint for schema in CODEC.registry.schemas()])
+HOSTILE = settings(database=None, deadline=None, max_examples=150,
+                   suppress_health_check=[HealthCheck.too_slow])
+
+
+def decodes_or_refuses(data: bytes) -> None:
+    """Decode ``data``: a result or a ContractError, never another exception."""
+    try:
+        decoded = CODEC.decode(data)
+    except ContractError:
+        return
+    assert decoded.record in CODEC.registry.records()
+    assert isinstance(decoded.datum, dict)
+
+
+@HOSTILE
+@given(data=st.binary(max_size=64))
+def test_random_bytes_are_refused_as_contract_errors(data: bytes) -> None:
+    decodes_or_refuses(data)
+
+
+@HOSTILE
+@given(fingerprint=FINGERPRINTS, body=st.binary(max_size=200))
+def test_a_known_header_over_random_bytes_is_refused_or_decoded(
+    fingerprint: bytes, body: bytes
+) -> None:
+    # Past the framing, straight into fastavro with a real schema: the hard case.
+    decodes_or_refuses(MARKER + fingerprint + body)
+
+
+@HOSTILE
+@given(data=st.data())
+def test_a_damaged_valid_value_is_refused_or_decoded(data: st.DataObject) -> None:
+    record = data.draw(st.sampled_from(CODEC.registry.records()), label="record")
+    datum = data.draw(strategy(dict(CODEC.registry.current(record).raw)), label="datum")
+    value = bytearray(CODEC.encode(record, datum))
+    for _ in range(data.draw(st.integers(1, 4), label="damages")):
+        where = data.draw(st.integers(HEADER_SIZE, len(value)), label="where")
+        damage = data.draw(st.sampled_from(["flip", "cut", "insert", "truncate"]), label="damage")
+        if damage == "flip" and where < len(value):
+            value[where] ^= data.draw(st.integers(1, 255), label="mask")
+        elif damage == "cut":
+            del value[where : where + data.draw(st.integers(1, 8), label="length")]
+        elif damage == "insert":
+            value[where:where] = data.draw(st.binary(min_size=1, max_size=8), label="bytes")
+        else:
+            del value[where:]
+    decodes_or_refuses(bytes(value))

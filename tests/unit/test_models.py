@@ -11,18 +11,24 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import catalog
-from schemas.codec import Codec
+from schemas.codec import Codec, SchemaRegistry
 from schemas.models import (
     EVENT_ADAPTER,
+    EXAMPLES,
     MODELS_BY_RECORD,
+    MODELS_BY_TYPE,
     NOW,
     REJECT_REASONS,
     BusinessEnrolled,
+    ConsentWithdrawn,
+    ErasureRequested,
     EventModel,
     LeadAnswered,
     ModuleCompleted,
     OfferRequested,
     ResellerProfile,
+    TrainingFeedback,
+    TrainingSessionAttended,
     parse_event,
 )
 
@@ -36,7 +42,23 @@ EVENTS: dict[str, dict[str, Any]] = {
         "event_id": "6f1c2b8e-4a9d-4e1b-9c3f-2d7a5e8b1c40",
         "siren": "732829320", "name": "Boulangerie Martin", "departement": "78",
         "naf": "10.71C", "employees": 3, "contact_email": "Contact@Boulangerie-Martin.fr",
-        "consent_share_with_resellers": True,
+        "consent_share_with_resellers": True, "siret": "73282932000074", "broadband": True,
+        "ecommerce": False, "contact_phone": "01 39 12 34 56", "contact_name": "Jeanne Martin",
+    },
+    "training_session_attended": {
+        "type": "training_session_attended", **ENVELOPE, "siren": "732829320",
+        "session_id": "versailles-am", "module_id": "website-create", "attended": False,
+    },
+    "training_feedback": {
+        "type": "training_feedback", **ENVELOPE, "siren": "732829320",
+        "module_id": "website-create", "trainer_org": "Google", "delegation": "cefac-78",
+        "score": 4, "comment": "Clair et concret.",
+    },
+    "consent_withdrawn": {
+        "type": "consent_withdrawn", **ENVELOPE, "siren": "732829320", "reason": "Trop d'appels.",
+    },
+    "erasure_requested": {
+        "type": "erasure_requested", **ENVELOPE, "siren": "732829320", "requested_by": "adv-0042",
     },
     "module_completed": {
         "type": "module_completed", **ENVELOPE, "siren": "732829320",
@@ -49,6 +71,8 @@ EVENTS: dict[str, dict[str, Any]] = {
         "type": "reseller_profile", **ENVELOPE, "reseller_id": "infogerance-78",
         "name": "Infogérance 78", "departements": ["78", "92", "2a"],
         "categories": ["security", "broadband"], "capacity": 25, "weight": 3,
+        "delivery": "webhook", "webhook_url": "https://crm.infogerance-78.fr/hooks",
+        "contact_email": "leads@infogerance-78.fr",
     },
     "lead_answered": {
         "type": "lead_answered", **ENVELOPE, "lead_id": "3b0e6f52-8d6c-5f1e-9a47-0c1d2e3f4a5b",
@@ -59,6 +83,10 @@ EVENTS: dict[str, dict[str, Any]] = {
 KEYS = {
     "business_enrolled": "732829320",
     "module_completed": "732829320",
+    "training_session_attended": "732829320",
+    "training_feedback": "732829320",
+    "consent_withdrawn": "732829320",
+    "erasure_requested": "732829320",
     "offer_requested": "552100554",
     "reseller_profile": "infogerance-78",
     "lead_answered": "3b0e6f52-8d6c-5f1e-9a47-0c1d2e3f4a5b",
@@ -95,7 +123,12 @@ def test_models_match_their_avro_records() -> None:
     codec = Codec.default()
     assert set(MODELS_BY_RECORD) == {
         "BusinessEnrolled", "ModuleCompleted", "OfferRequested", "ResellerProfile", "LeadAnswered",
+        "TrainingSessionAttended", "TrainingFeedback", "ConsentWithdrawn", "ErasureRequested",
     }
+    # Every record a partner-input topic carries has its model.
+    for topic in (catalog.ENROLMENTS, catalog.TRAINING, catalog.OFFER_REQUESTS,
+                  catalog.RESELLERS, catalog.LEAD_RESPONSES):
+        assert set(catalog.topic(topic).records) <= set(MODELS_BY_RECORD), topic
     for record, model in MODELS_BY_RECORD.items():
         assert record == model.RECORD
         avro_fields = [f["name"] for f in codec.registry.current(record).raw["fields"]]
@@ -109,7 +142,7 @@ def test_to_avro_is_the_codec_datum() -> None:
     assert "type" not in datum
     assert datum["event_id"] == str(model.event_id)
     assert isinstance(datum["event_id"], str)
-    assert datum["schema_version"] == 1
+    assert datum["schema_version"] == 2
     assert datum["departements"] == ["78", "92", "2A"]
     assert datum["occurred_at"] == datetime(2026, 11, 26, 9, 0, 0, 123000, tzinfo=UTC)
 
@@ -199,6 +232,34 @@ def test_event_id_is_generated_when_absent_and_kept_when_given() -> None:
         ("lead_answered", {"answer": "accepted"}, "reason"),
         ("lead_answered", {"answer": "won"}, "reason"),
         ("lead_answered", {"lead_id": ""}, "lead_id"),
+        ("business_enrolled", {"siret": "73282932000075"}, "siret"),
+        ("business_enrolled", {"siret": "7328293200007"}, "siret"),
+        ("business_enrolled", {"siret": "54205118000066"}, "siret"),  # another SIREN's
+        ("business_enrolled", {"contact_phone": "01 23 45 67"}, "contact_phone"),
+        ("business_enrolled", {"contact_phone": "+44 20 7946 0958"}, "contact_phone"),
+        ("business_enrolled", {"broadband": "maybe"}, "broadband"),
+        ("business_enrolled", {"contact_name": ""}, "contact_name"),
+        ("training_session_attended", {"session_id": ""}, "session_id"),
+        ("training_session_attended", {"session_id": ...}, "session_id"),
+        ("training_session_attended", {"module_id": "knitting"}, "module_id"),
+        ("training_session_attended", {"attended": "perhaps"}, "attended"),
+        ("training_feedback", {"score": 0}, "score"),
+        ("training_feedback", {"score": 6}, "score"),
+        ("training_feedback", {"score": True}, "score"),
+        ("training_feedback", {"score": "4"}, "score"),
+        ("training_feedback", {"score": 4.5}, "score"),
+        ("training_feedback", {"score": ...}, "score"),
+        ("training_feedback", {"comment": "x" * 2001}, "comment"),
+        ("training_feedback", {"delegation": "d" * 65}, "delegation"),
+        ("consent_withdrawn", {"siren": "732829321"}, "siren"),
+        ("consent_withdrawn", {"reason": "r" * 501}, "reason"),
+        ("erasure_requested", {"requested_by": ...}, "requested_by"),
+        ("erasure_requested", {"requested_by": " "}, "requested_by"),
+        ("reseller_profile", {"delivery": "email"}, "delivery"),
+        ("reseller_profile", {"webhook_url": "http://crm.example.fr/hook"}, "webhook_url"),
+        ("reseller_profile", {"webhook_url": ...}, "webhook_url"),
+        ("reseller_profile", {"webhook_url": None}, "webhook_url"),
+        ("reseller_profile", {"contact_email": "leads"}, "contact_email"),
     ],
 )
 def test_domain_checks_name_the_field(kind: str, change: dict[str, Any], field: str) -> None:
@@ -312,7 +373,11 @@ def test_adapter_and_model_agree() -> None:
 def test_topics_and_keys_follow_the_catalog() -> None:
     expected: dict[type[EventModel], tuple[str, str]] = {
         BusinessEnrolled: (catalog.ENROLMENTS, "siren"),
+        ConsentWithdrawn: (catalog.ENROLMENTS, "siren"),
+        ErasureRequested: (catalog.ENROLMENTS, "siren"),
         ModuleCompleted: (catalog.TRAINING, "siren"),
+        TrainingSessionAttended: (catalog.TRAINING, "siren"),
+        TrainingFeedback: (catalog.TRAINING, "siren"),
         OfferRequested: (catalog.OFFER_REQUESTS, "siren"),
         ResellerProfile: (catalog.RESELLERS, "reseller_id"),
         LeadAnswered: (catalog.LEAD_RESPONSES, "lead_id"),
@@ -320,3 +385,98 @@ def test_topics_and_keys_follow_the_catalog() -> None:
     for model, (topic, key) in expected.items():
         assert topic == model.TOPIC
         assert catalog.topic(topic).key == key
+
+
+def test_there_is_one_example_per_event_type() -> None:
+    assert set(EXAMPLES) == set(MODELS_BY_TYPE) == set(EVENTS)
+    assert all(example["type"] == kind for kind, example in EXAMPLES.items())
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_every_example_validates_and_survives_avro(kind: str) -> None:
+    codec = Codec.default()
+    model = parse_event(json.dumps(EXAMPLES[kind]).encode())
+    assert isinstance(model, MODELS_BY_TYPE[kind])
+
+    decoded = codec.decode(codec.encode(model.RECORD, model.to_avro()))
+
+    assert decoded.version == codec.registry.current_version(model.RECORD)
+    assert type(model).from_avro(decoded.datum) == model
+    # Every field is shown: an example is where a partner learns the optional ones.
+    assert set(EXAMPLES[kind]) == set(type(model).model_fields)
+
+
+def test_v2_fields_are_optional_and_normalised() -> None:
+    minimal = {k: EVENTS["business_enrolled"][k]
+               for k in ("type", "occurred_at", "source", "siren", "name", "departement")}
+    model = parse_event(minimal, now=NOW_AT)
+    assert isinstance(model, BusinessEnrolled)
+    assert (model.siret, model.broadband, model.ecommerce) == (None, None, None)
+    assert (model.contact_phone, model.contact_name) == (None, None)
+    full = parse_event(EVENTS["business_enrolled"], now=NOW_AT)
+    assert isinstance(full, BusinessEnrolled)
+    assert full.contact_phone == "+33139123456"
+    assert full.siret == "73282932000074"
+
+
+def test_a_business_enrolled_v1_record_becomes_a_model() -> None:
+    # What the passport service reads from a producer still on v1.
+    codec = Codec.default()
+    v1 = codec.registry.version("BusinessEnrolled", 1)
+    model = parse_event(EVENTS["business_enrolled"], now=NOW_AT)
+    v1_datum = {f["name"]: model.to_avro()[f["name"]] for f in v1.raw["fields"]}
+    data = Codec(SchemaRegistry([v1])).encode("BusinessEnrolled", v1_datum)
+    again = BusinessEnrolled.from_avro(codec.decode(data).datum)
+    assert again == model.model_copy(update={
+        "siret": None, "broadband": None, "ecommerce": None, "contact_phone": None,
+        "contact_name": None,
+    })
+
+
+def test_new_event_defaults() -> None:
+    session = {k: v for k, v in EVENTS["training_session_attended"].items() if k != "attended"}
+    model = parse_event(session, now=NOW_AT)
+    assert isinstance(model, TrainingSessionAttended)
+    assert model.attended is True
+    assert model.trainer_org is None
+    no_reason = {k: v for k, v in EVENTS["consent_withdrawn"].items() if k != "reason"}
+    withdrawn = parse_event(no_reason, now=NOW_AT)
+    assert isinstance(withdrawn, ConsentWithdrawn)
+    assert withdrawn.reason is None
+    profile = {k: v for k, v in EVENTS["reseller_profile"].items()
+               if k not in {"delivery", "webhook_url", "contact_email"}}
+    reseller = parse_event(profile, now=NOW_AT)
+    assert isinstance(reseller, ResellerProfile)
+    assert (reseller.delivery, reseller.webhook_url, reseller.contact_email) == ("pull", None, None)
+
+
+def test_a_blank_feedback_comment_is_no_comment() -> None:
+    model = parse_event({**EVENTS["training_feedback"], "comment": "   "}, now=NOW_AT)
+    assert isinstance(model, TrainingFeedback)
+    assert model.comment is None
+    longest = parse_event({**EVENTS["training_feedback"], "comment": "é" * 2000}, now=NOW_AT)
+    assert isinstance(longest, TrainingFeedback)
+    assert longest.comment == "é" * 2000
+
+
+def test_webhook_delivery_needs_a_url_and_other_modes_may_keep_one() -> None:
+    error = reject("reseller_profile", webhook_url=...)
+    assert "webhook delivery needs a webhook_url" in str(error)
+    pull = parse_event({**EVENTS["reseller_profile"], "delivery": "pull"}, now=NOW_AT)
+    assert isinstance(pull, ResellerProfile)
+    assert pull.webhook_url == "https://crm.infogerance-78.fr/hooks"
+
+
+def test_siret_must_belong_to_the_siren() -> None:
+    error = reject("business_enrolled", siret="54205118000066")
+    assert "not an establishment of SIREN 732829320" in str(error)
+    # A bad SIREN is reported once, on the SIREN, not again on the SIRET.
+    assert locs(reject("business_enrolled", siren="732829321")) == [
+        ("business_enrolled", "siren"),
+    ]
+
+
+def test_error_text_never_carries_the_phone_number() -> None:
+    error = reject("business_enrolled", contact_phone="06 12 34 56 7")
+    assert "06 12" not in str(error)
+    assert "0612" not in str(error)

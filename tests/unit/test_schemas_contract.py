@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import avro.schema
@@ -23,13 +25,25 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
     "BusinessEnrolled": [
         ("siren", "string"), ("name", "string"), ("departement", "string"), ("naf", OPT),
         ("employees", OPT), ("contact_email", OPT), ("advisor_id", OPT), ("delegation", OPT),
-        ("consent_share_with_resellers", "boolean"),
+        ("consent_share_with_resellers", "boolean"), ("siret", OPT), ("broadband", OPT),
+        ("ecommerce", OPT), ("contact_phone", OPT), ("contact_name", OPT),
     ],
     "ModuleCompleted": [("siren", "string"), ("module_id", "string"), ("trainer_org", OPT)],
+    "TrainingSessionAttended": [
+        ("siren", "string"), ("session_id", "string"), ("module_id", "string"),
+        ("trainer_org", OPT), ("attended", "boolean"),
+    ],
+    "TrainingFeedback": [
+        ("siren", "string"), ("module_id", "string"), ("trainer_org", OPT), ("delegation", OPT),
+        ("score", "int"), ("comment", OPT),
+    ],
+    "ConsentWithdrawn": [("siren", "string"), ("reason", OPT)],
+    "ErasureRequested": [("siren", "string"), ("requested_by", "string")],
     "OfferRequested": [("siren", "string"), ("category", "string")],
     "ResellerProfile": [
         ("reseller_id", "string"), ("name", "string"), ("departements", "array"),
         ("categories", "array"), ("capacity", "int"), ("weight", "int"), ("status", "string"),
+        ("delivery", "string"), ("webhook_url", OPT), ("contact_email", OPT),
     ],
     "LeadAnswered": [
         ("lead_id", "string"), ("reseller_id", "string"), ("answer", "string"), ("reason", OPT),
@@ -54,7 +68,8 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "ResellerProfile": {"capacity": 10, "weight": 1, "status": "active"},
+    "ResellerProfile": {"capacity": 10, "weight": 1, "status": "active", "delivery": "pull"},
+    "TrainingSessionAttended": {"attended": True},
     "PassportSnapshot": {
         "consent_share_with_resellers": False, "offer_requests": 0, "leads_requested": 0,
         "input_offsets": {}, "passport_issued_at": None,
@@ -108,7 +123,7 @@ def test_apache_avro_reads_every_schema(schema: Any) -> None:
     assert parsed.fullname == f"{NAMESPACE}.{schema.record}"
 
 
-def _compatible(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+def _compatible(reader: Mapping[str, Any], writer: Mapping[str, Any]) -> bool:
     checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # untyped lib
     result = checker.get_compatibility(
         avro.schema.parse(json.dumps(reader)), avro.schema.parse(json.dumps(writer))
@@ -116,12 +131,43 @@ def _compatible(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
     return result.compatibility is SchemaCompatibilityType.compatible
 
 
+def incompatibilities(registry: SchemaRegistry, record: str) -> list[str]:
+    """Every pair of versions of ``record`` where one cannot read the other, in words.
+
+    Checked both ways and across all versions (Avro's "full transitive"): the
+    current reader reads whatever is still on a topic (backward), and a consumer
+    not yet redeployed reads what an upgraded producer writes (forward).
+    """
+    versions = registry.versions(record)
+    found = []
+    for reader_version, reader in versions.items():
+        for writer_version, writer in versions.items():
+            if reader_version != writer_version and not _compatible(reader, writer):
+                found.append(f"{record} v{reader_version} cannot read v{writer_version}")
+    return found
+
+
 @pytest.mark.parametrize("record", sorted(FIELDS))
-def test_current_schema_reads_every_older_version(record: str) -> None:
+def test_every_version_reads_every_other_version(record: str) -> None:
+    assert incompatibilities(REGISTRY, record) == []
+
+
+@pytest.mark.parametrize("record", ["BusinessEnrolled", "ResellerProfile"])
+def test_the_records_with_a_v2_are_covered(record: str) -> None:
+    assert REGISTRY.current_version(record) == 2
+
+
+@pytest.mark.parametrize("record", sorted(FIELDS))
+def test_a_new_version_keeps_every_field_and_gives_new_ones_a_default(record: str) -> None:
     versions = REGISTRY.versions(record)
-    current = versions[max(versions)]
-    for number, older in versions.items():
-        assert _compatible(current, older), f"{record} v{max(versions)} cannot read v{number}"
+    for number in sorted(versions)[1:]:
+        before = {f["name"]: f for f in versions[number - 1]["fields"]}
+        after = {f["name"]: f for f in versions[number]["fields"]}
+        assert set(before) <= set(after), f"{record} v{number} drops {set(before) - set(after)}"
+        for name in before:
+            assert after[name]["type"] == before[name]["type"], f"{record}.{name} changed type"
+        for name in set(after) - set(before):
+            assert "default" in after[name], f"{record} v{number}: new field {name} has no default"
 
 
 def test_the_compatibility_check_would_catch_a_breaking_change() -> None:
@@ -133,3 +179,40 @@ def test_the_compatibility_check_would_catch_a_breaking_change() -> None:
     without_default = {**v1, "fields": [*v1["fields"], {"name": "n", "type": "int"}]}
     assert _compatible(with_default, v1)
     assert not _compatible(without_default, v1)
+
+
+def _v3(change: str) -> dict[str, Any]:
+    v3 = REGISTRY.versions("BusinessEnrolled")[2]
+    fields = v3["fields"]
+    if change == "new field without default":
+        fields.append({"name": "turnover", "type": "long"})
+    elif change == "type change":
+        next(f for f in fields if f["name"] == "employees")["type"] = ["null", "string"]
+    else:  # a required field removed: old readers have no default for it
+        fields[:] = [f for f in fields if f["name"] != "departement"]
+    return v3
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("new field without default", ["BusinessEnrolled v3 cannot read v1",
+                                       "BusinessEnrolled v3 cannot read v2"]),
+        ("type change", ["BusinessEnrolled v1 cannot read v3",
+                         "BusinessEnrolled v2 cannot read v3",
+                         "BusinessEnrolled v3 cannot read v1",
+                         "BusinessEnrolled v3 cannot read v2"]),
+        ("required field removed", ["BusinessEnrolled v1 cannot read v3",
+                                    "BusinessEnrolled v2 cannot read v3"]),
+    ],
+)
+def test_an_incompatible_v3_on_disk_is_rejected(
+    tmp_path: Path, change: str, expected: list[str]
+) -> None:
+    for number, schema in REGISTRY.versions("BusinessEnrolled").items():
+        (tmp_path / f"BusinessEnrolled.v{number}.avsc").write_text(json.dumps(schema))
+    (tmp_path / "BusinessEnrolled.v3.avsc").write_text(json.dumps(_v3(change)))
+    registry = SchemaRegistry.load(tmp_path)
+    assert registry.current_version("BusinessEnrolled") == 3
+
+    assert incompatibilities(registry, "BusinessEnrolled") == expected
