@@ -8,7 +8,7 @@ must have a région; modules and categories come from the catalogue).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -18,11 +18,10 @@ from schemas import catalog
 from schemas.identifiers import is_valid_siren
 from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES, region_of
 
-#: The record each input topic carries; anything else on it is rejected.
-EXPECTED: Mapping[str, str] = {
-    catalog.ENROLMENTS: "BusinessEnrolled",
-    catalog.TRAINING: "ModuleCompleted",
-    catalog.OFFER_REQUESTS: "OfferRequested",
+#: The records each input topic carries (the catalog is the truth); anything else is rejected.
+EXPECTED: Mapping[str, frozenset[str]] = {
+    name: frozenset(catalog.topic(name).records)
+    for name in (catalog.ENROLMENTS, catalog.TRAINING, catalog.OFFER_REQUESTS)
 }
 
 
@@ -71,7 +70,50 @@ class OfferAsked:
     category: str
 
 
-Event = Enrolled | ModuleDone | OfferAsked
+@dataclass(frozen=True, slots=True)
+class Attended:
+    """A business attended a training session (counts for nothing toward the passport)."""
+
+    record: ClassVar[str] = "TrainingSessionAttended"
+    event_id: str
+    occurred_at: int
+    siren: str
+    module_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A trainee rated a module (raw material of the quality referential)."""
+
+    record: ClassVar[str] = "TrainingFeedback"
+    event_id: str
+    occurred_at: int
+    siren: str
+    module_id: str
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOff:
+    """The business withdrew its consent to share its contact data with resellers."""
+
+    record: ClassVar[str] = "ConsentWithdrawn"
+    event_id: str
+    occurred_at: int
+    siren: str
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """The business asked for its personal data to be erased."""
+
+    record: ClassVar[str] = "ErasureRequested"
+    event_id: str
+    occurred_at: int
+    siren: str
+
+
+Event = Enrolled | ModuleDone | OfferAsked | Attended | Feedback | ConsentOff | Erasure
 
 
 def millis(value: datetime | int) -> int:
@@ -98,29 +140,46 @@ def to_json(datum: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse(record: str, datum: Mapping[str, Any]) -> Event:
     """The event a datum of ``record`` carries; ``InvalidEventError`` if it cannot be applied."""
+    build = _BUILDERS.get(record)
+    if build is None:
+        raise InvalidEventError(f"the passport does not apply {record} records")
     try:
-        event_id = str(datum["event_id"])
-        occurred_at = millis(datum["occurred_at"])
         siren = datum["siren"]
         if not is_valid_siren(siren):
             raise InvalidEventError(f"{record}: invalid SIREN {siren!r}")
-        if record == "BusinessEnrolled":
-            return _enrolled(datum, event_id, occurred_at, siren)
-        if record == "ModuleCompleted":
-            module_id = str(datum["module_id"])
-            if module_id not in MODULES:
-                raise InvalidEventError(f"ModuleCompleted: unknown module {module_id!r}")
-            return ModuleDone(event_id, occurred_at, siren, module_id)
-        if record == "OfferRequested":
-            category = str(datum["category"])
-            if category not in CATEGORIES:
-                raise InvalidEventError(f"OfferRequested: unknown category {category!r}")
-            return OfferAsked(event_id, occurred_at, siren, category)
+        return build(record, datum, str(datum["event_id"]), millis(datum["occurred_at"]), siren)
     except (KeyError, TypeError) as exc:
         # The codec resolved the datum to its schema, so this is a parked datum
         # from an older state or a hand-made record: still bad data, not a crash.
         raise InvalidEventError(f"{record}: incomplete datum ({exc!r})") from exc
-    raise InvalidEventError(f"the passport does not apply {record} records")
+
+
+def _category(datum: Mapping[str, Any]) -> str:
+    category = str(datum["category"])
+    if category not in CATEGORIES:
+        raise InvalidEventError(f"OfferRequested: unknown category {category!r}")
+    return category
+
+
+_Builder = Callable[[str, Mapping[str, Any], str, int, str], Event]
+
+#: How each input record becomes an event: (record, datum, event_id, occurred_at, siren).
+_BUILDERS: Mapping[str, _Builder] = {
+    "BusinessEnrolled": lambda r, d, i, t, s: _enrolled(d, i, t, s),
+    "ModuleCompleted": lambda r, d, i, t, s: ModuleDone(i, t, s, _module(r, d)),
+    "OfferRequested": lambda r, d, i, t, s: OfferAsked(i, t, s, _category(d)),
+    "TrainingSessionAttended": lambda r, d, i, t, s: Attended(i, t, s, _module(r, d)),
+    "TrainingFeedback": lambda r, d, i, t, s: Feedback(i, t, s, _module(r, d), int(d["score"])),
+    "ConsentWithdrawn": lambda r, d, i, t, s: ConsentOff(i, t, s),
+    "ErasureRequested": lambda r, d, i, t, s: Erasure(i, t, s),
+}
+
+
+def _module(record: str, datum: Mapping[str, Any]) -> str:
+    module_id = str(datum["module_id"])
+    if module_id not in MODULES:
+        raise InvalidEventError(f"{record}: unknown module {module_id!r}")
+    return module_id
 
 
 def _enrolled(datum: Mapping[str, Any], event_id: str, occurred_at: int,
@@ -144,9 +203,10 @@ def _enrolled(datum: Mapping[str, Any], event_id: str, occurred_at: int,
 def parse_inbound(topic: str, record: str, key: bytes | None,
                   datum: Mapping[str, Any]) -> Event:
     """Parse a record read from ``topic``, checking it is that topic's record and key."""
-    expected = EXPECTED.get(topic)
-    if record != expected:
-        raise InvalidEventError(f"{topic} carries {expected} records, not {record or 'nothing'}")
+    expected = EXPECTED.get(topic, frozenset())
+    if record not in expected:
+        raise InvalidEventError(
+            f"{topic} carries {', '.join(sorted(expected))} records, not {record or 'nothing'}")
     event = parse(record, datum)
     # The inputs are co-partitioned by SIREN: a record keyed otherwise may sit in
     # another instance's partition, and the business's state would split in two.

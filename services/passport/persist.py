@@ -28,6 +28,8 @@ def dump(passport: Passport) -> dict[str, Any]:
         "parked": [{"record": p.record, "datum": dict(p.datum)} for p in passport.parked],
         "last_event_at": passport.last_event_at,
         "last_ineligible_reason": passport.last_ineligible_reason,
+        "consent_withdrawn": passport.consent_withdrawn,
+        "erased": passport.erased,
     }
 
 
@@ -52,4 +54,7 @@ def load(value: dict[str, Any]) -> Passport:
         parked=tuple(Parked(p["record"], p["datum"]) for p in value["parked"]),
         last_event_at=value["last_event_at"],
         last_ineligible_reason=value["last_ineligible_reason"],
+        # .get: states stored before these flags existed read as "never happened".
+        consent_withdrawn=bool(value.get("consent_withdrawn", False)),
+        erased=bool(value.get("erased", False)),
     )

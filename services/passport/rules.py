@@ -14,6 +14,11 @@ they arrived in within the limits written below.
 - Events of a business not yet enrolled are parked (as their datums) and applied
   in ``occurred_at`` order when the enrolment arrives.
 - An event id already applied (or parked) changes nothing.
+- Attendance and feedback are recorded as applied and count for nothing toward
+  the passport. A consent withdrawal turns consent off for good (a later
+  enrolment does not turn it back on: consent is given again explicitly, by an
+  event the contract does not have yet). An erasure request drops the contact
+  data; the SIREN, the modules and the counts stay.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from typing import Any, Literal
 
 from hub.ids import derive
 from services.passport import events
-from services.passport.events import Enrolled, Event, ModuleDone, OfferAsked
+from services.passport.events import (
+    ConsentOff,
+    Enrolled,
+    Erasure,
+    Event,
+    ModuleDone,
+    OfferAsked,
+)
 
 #: Distinct modules a business completes to earn its passport (DOMAIN.md).
 MODULES_FOR_PASSPORT = 3
@@ -95,6 +107,8 @@ class Passport:
     last_event_at: int | None = None
     """Latest ``occurred_at`` among the applied events."""
     last_ineligible_reason: IneligibleReason | None = None
+    consent_withdrawn: bool = False
+    erased: bool = False
 
     @property
     def issued_at(self) -> int | None:
@@ -144,7 +158,8 @@ def _enrol(passport: Passport, event: Enrolled) -> Outcome:
     profile = passport.profile
     if profile is None or event.occurred_at >= profile.as_of:
         profile = Profile(event.name, event.departement, event.region, event.naf,
-                          event.contact_email, event.consent, event.occurred_at)
+                          None if passport.erased else event.contact_email,
+                          event.consent and not passport.consent_withdrawn, event.occurred_at)
     waiting = sorted(passport.parked, key=lambda p: (p.occurred_at, p.event_id))
     passport = _applied(replace(passport, profile=profile, parked=()), event)
     leads: list[Lead] = []
@@ -153,16 +168,24 @@ def _enrol(passport: Passport, event: Enrolled) -> Outcome:
         # catalogue lost a module or category since: then InvalidEventError, and the
         # enrolment goes to the dead letters with the cause, for ops to redrive).
         waiting_event = events.parse(parked.record, parked.datum)
-        if isinstance(waiting_event, Enrolled):  # never parked: an enrolment is applied at once
-            raise events.InvalidEventError("an enrolment was parked")
         outcome = _apply_enrolled(passport, profile, waiting_event)
         passport = outcome.passport
         leads.extend(outcome.leads)
     return Outcome(passport, tuple(leads))
 
 
-def _apply_enrolled(passport: Passport, profile: Profile,
-                    event: ModuleDone | OfferAsked) -> Outcome:
+def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outcome:
+    if isinstance(event, Enrolled):  # never here: enrolments go through _enrol
+        raise events.InvalidEventError("an enrolment reached the enrolled-events path")
+    if isinstance(event, ConsentOff):
+        passport = replace(passport, consent_withdrawn=True,
+                           profile=replace(profile, consent=False))
+        return Outcome(_applied(passport, event))
+    if isinstance(event, Erasure):
+        passport = replace(passport, erased=True, profile=replace(profile, contact_email=None))
+        return Outcome(_applied(passport, event))
+    if not isinstance(event, ModuleDone | OfferAsked):  # attendance, feedback
+        return Outcome(_applied(passport, event))
     if isinstance(event, ModuleDone):
         earliest = min(event.occurred_at, passport.modules.get(event.module_id, event.occurred_at))
         modules = {**passport.modules, event.module_id: earliest}

@@ -1,0 +1,85 @@
+"""The passport's other events: attendance, feedback, consent withdrawal, erasure (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.passport import events, persist
+from services.passport.rules import Passport
+from tests.unit.test_passport_rules import THREE, Item, _base, enrolled, offer, run
+
+
+def attended(module_id: str, minutes: int) -> Item:
+    return "TrainingSessionAttended", {**_base(minutes, None), "session_id": "s-1",
+                                       "module_id": module_id, "trainer_org": None,
+                                       "attended": True}
+
+
+def feedback(module_id: str, minutes: int, score: int) -> Item:
+    return "TrainingFeedback", {**_base(minutes, None), "module_id": module_id,
+                                "trainer_org": "Google", "delegation": None, "score": score,
+                                "comment": None}
+
+
+def withdrawn(minutes: int) -> Item:
+    return "ConsentWithdrawn", {**_base(minutes, None), "reason": None}
+
+
+def erasure(minutes: int) -> Item:
+    return "ErasureRequested", {**_base(minutes, None), "requested_by": "cefac-78"}
+
+
+def test_attendance_without_completion_earns_nothing() -> None:
+    passport, _ = run(enrolled(), *(attended(m, 10 + i) for i, m in enumerate(
+        ("website-create", "website-traffic", "email-pro"))))
+    assert passport.status == "enrolled"
+    assert passport.modules == {}
+    assert len(passport.applied) == 4
+
+
+def test_feedback_is_applied_once_and_changes_no_module() -> None:
+    item = feedback("website-create", 5, 4)
+    passport, _ = run(enrolled(), item, item)
+    assert passport.modules == {}
+    assert len(passport.applied) == 2
+
+
+def test_withdrawn_consent_stops_leads_even_after_a_later_enrolment() -> None:
+    passport, leads = run(enrolled(), *THREE, withdrawn(40), enrolled(45), offer(50))
+    assert leads == []
+    assert passport.last_ineligible_reason == "no_consent"
+    assert passport.profile is not None
+    assert passport.profile.consent is False
+
+
+def test_erasure_drops_contact_data_and_keeps_the_counts() -> None:
+    passport, leads = run(enrolled(), *THREE, offer(40), erasure(50), enrolled(55), offer(60))
+    assert passport.profile is not None
+    assert passport.profile.contact_email is None
+    assert passport.status == "passport_issued"
+    assert passport.offer_requests == 2
+    assert [lead.contact_email for lead in leads] == ["contact@boulangerie.example", None]
+
+
+def test_events_before_enrolment_are_parked_whatever_their_kind() -> None:
+    passport, _ = run(withdrawn(1), attended("website-create", 2))
+    assert len(passport.parked) == 2
+    passport, leads = run(enrolled(5), *THREE, offer(40), passport=passport)
+    assert leads == []
+    assert passport.parked == ()
+
+
+def test_the_new_flags_survive_the_store_and_old_states_load() -> None:
+    passport, _ = run(enrolled(), withdrawn(1), erasure(2))
+    stored: dict[str, Any] = persist.dump(passport)
+    assert persist.load(stored) == passport
+    del stored["consent_withdrawn"], stored["erased"]
+    assert persist.load(stored).consent_withdrawn is False
+
+
+def test_every_record_of_the_input_topics_parses() -> None:
+    for record, datum in (attended("email-pro", 1), feedback("email-pro", 1, 5), withdrawn(1),
+                          erasure(1), enrolled(), offer(1)):
+        assert events.parse(record, datum).siren == Passport("732829320").siren
+    for topic, records in events.EXPECTED.items():
+        assert records, topic
