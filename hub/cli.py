@@ -35,10 +35,36 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", choices=sorted(COMPONENTS))
     broker = sub.add_parser("broker", help="run the embedded broker alone")
     broker.add_argument("--port", type=int, default=None)
+    # Listed for --help only: main() hands its arguments, untouched, to its module.
+    sub.add_parser("ingest", help="read CSV / JSON Lines files of partner events "
+                                  "(FILE… or --watch DIR; see `ingest --help`)", add_help=False)
     return parser
 
 
+#: Commands that are a connector's own command line, as (module, its leading arguments):
+#: ``passport-hub ingest X`` runs ``python -m connectors.file_drop ingest X`` (by
+#: name: hub imports no connector).
+DELEGATED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ingest": ("connectors.file_drop", ("ingest",)),
+}
+
+
+def _delegate(module: str, argv: Sequence[str]) -> int:
+    saved, sys.argv = sys.argv, [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        module, leading = DELEGATED[argv[0]]
+        return _delegate(module, [*leading, *argv[1:]])
     args = _parser().parse_args(argv)
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="cli")

@@ -12,6 +12,8 @@ COMPONENTS: dict[str, str] = {
     "passport": "services.passport",
     "routing": "services.routing",
     "synthetic": "connectors.synthetic",
+    # Watches <data dir>/inbox for dropped files; `passport-hub ingest` runs it by hand.
+    "file_drop": "connectors.file_drop",
 }
 
 #: What ``passport-hub up`` runs (the synthetic source only with ``--demo``).
