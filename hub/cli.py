@@ -35,17 +35,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", choices=sorted(COMPONENTS))
     broker = sub.add_parser("broker", help="run the embedded broker alone")
     broker.add_argument("--port", type=int, default=None)
-    # Listed for --help only: main() hands its arguments, untouched, to its module.
+    # Listed for --help only: main() hands their arguments, untouched, to their module.
     sub.add_parser("ingest", help="read CSV / JSON Lines files of partner events "
                                   "(FILE… or --watch DIR; see `ingest --help`)", add_help=False)
+    sub.add_parser("dlq", help="list, show and redrive dead letters (see `dlq --help`)",
+                   add_help=False)
     return parser
 
 
 #: Commands that are a connector's own command line, as (module, its leading arguments):
-#: ``passport-hub ingest X`` runs ``python -m connectors.file_drop ingest X`` (by
-#: name: hub imports no connector).
+#: ``passport-hub ingest X`` runs ``python -m connectors.file_drop ingest X``,
+#: ``passport-hub dlq list`` runs ``python -m connectors.dlq list`` (by name: hub
+#: imports no connector).
 DELEGATED: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest": ("connectors.file_drop", ("ingest",)),
+    "dlq": ("connectors.dlq", ()),
 }
 
 
