@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from hub import deadletter, kafka, logs
 from hub.config import Settings
+from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
 from hub.store import Store, Txn
 from schemas import catalog
@@ -134,7 +135,7 @@ class ProcessorLoop:
 
     def start(self) -> None:
         """Connect, join the group, and flush whatever a previous run left in the outbox."""
-        self._producer = kafka.producer(self.settings)
+        self._client()
         group = self.settings.group(self.processor.name)
         self._consumer = kafka.consumer(self.settings, group=group)
         kafka.await_partitions(self._consumer, self._base)
@@ -160,6 +161,7 @@ class ProcessorLoop:
                 self._consumer.close(autocommit=False)
             if self._producer is not None:
                 self._producer.close(timeout=5)
+                self._producer = None
             self.log.info("processor.stopped")
 
     # -- the loop ----------------------------------------------------------------------------
@@ -236,20 +238,21 @@ class ProcessorLoop:
         On a broker failure the records stay in the outbox and the next call tries
         again; a record sent twice carries the same event id both times.
         """
-        assert self._producer is not None, "start() first"
         total = 0
         while pending := self.store.pending():
-            futures = [self._producer.send(rec.topic, key=rec.key, value=rec.value,
-                                           headers=rec.headers or None) for rec in pending]
             try:
-                self._producer.flush(timeout=self.settings.produce_timeout_s)
+                producer = self._client()
+                futures = [producer.send(rec.topic, key=rec.key, value=rec.value,
+                                         headers=rec.headers or None) for rec in pending]
+                producer.flush(timeout=self.settings.produce_timeout_s)
                 for future in futures:
                     future.get(timeout=0)
-            except KafkaError as exc:
+            except (KafkaError, BrokerUnavailable) as exc:
                 self.log.warning("outbox.relay_failed", error=type(exc).__name__,
                                  pending=len(pending))
                 self.metrics.outbox_pending.labels(self.processor.name).set(
                     self.store.pending_count())
+                self._discard_producer()
                 return total
             self.store.acknowledge(pending[-1].seq)
             for rec in pending:
@@ -257,6 +260,25 @@ class ProcessorLoop:
             total += len(pending)
         self.metrics.outbox_pending.labels(self.processor.name).set(0)
         return total
+
+    def _client(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = kafka.producer(self.settings)
+        return self._producer
+
+    def _discard_producer(self) -> None:
+        """Drop a producer that failed: the next relay builds a fresh one.
+
+        An idempotent kafka-python producer whose batches expired during a broker
+        outage can stay wedged after the broker is back (every flush times out);
+        the outbox still holds every record, so starting over loses nothing.
+        """
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except KafkaError as exc:
+                self.log.debug("producer.close_failed", error=type(exc).__name__)
 
     # -- positions ---------------------------------------------------------------------------
 
