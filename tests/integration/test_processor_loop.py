@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from hub import deadletter, kafka
@@ -19,7 +20,7 @@ from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SIRENS = ("732829320", "542051180", "552100554")
 
@@ -61,7 +62,7 @@ def _produce(settings: Settings, values: list[bytes], keys: list[str]) -> None:
 
 
 def _run_until(loop: ProcessorLoop, reader: TopicReader, want: int,
-               seen: list[Inbound], timeout_s: float = 60) -> None:
+               seen: list[Inbound], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while len(seen) < want:
         assert time.monotonic() < deadline, f"only {len(seen)} of {want} outputs"
@@ -83,7 +84,9 @@ def test_outputs_once_resumes_from_store_and_dead_letters_garbage(topics: Settin
     _produce(topics, values, keys)
     reader = TopicReader(topics, [catalog.LEAD_RESPONSES])
     dlq = kafka.consumer(topics, group=None)
-    dlq.subscribe([topics.topic(catalog.DLQ)])
+    dlq_topic = topics.topic(catalog.DLQ)
+    dlq.assign([TopicPartition(dlq_topic, p) for p in
+                kafka.await_partitions(dlq, [dlq_topic])[dlq_topic]])
     reader.start()
     seen: list[Inbound] = []
     with Store(store_path(topics, "counting")) as store:
