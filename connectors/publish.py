@@ -8,10 +8,12 @@ acks=all. Anything else (broker down, timeout, an error on the way) is a
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
@@ -27,6 +29,28 @@ from schemas.models import EventModel
 _LINGER_MS = 5
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An event as Kafka carries it: where, under which key, which bytes."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    """Avro single-object encoding: the same event always has the same bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """Records handed to the client, not yet known to be acknowledged."""
+
+    producer: KafkaProducer | None
+    futures: list[Any]
+    failed: BrokerUnavailable | None
+    """Why the records after the futures' were not sent (None: all were)."""
+    count: int
+    deadline: float
+
+
 class Publisher:
     """Publishes partner events to their catalog topics, keyed as the catalog says."""
 
@@ -40,6 +64,8 @@ class Publisher:
         # unreachable broker blocks, then raises, and the API must still start and
         # answer 503 until the broker comes back.
         self._lock = threading.Lock()
+        # Topics the client has written to: their metadata is known, send() cannot block.
+        self._warm: set[str] = set()
         # A record not acknowledged in time is abandoned by the client rather than
         # written minutes after the caller was told 503 (kafka-python requires at
         # least linger + request timeout). It also bounds how long close() can flush.
@@ -63,6 +89,9 @@ class Publisher:
                     max_block_ms=timeout_ms,
                     delivery_timeout_ms=self._delivery_ms,
                     linger_ms=_LINGER_MS,
+                    # The client's own statistics cost a few µs a record, and nothing
+                    # reads them.
+                    metrics_enabled=False,
                 )
             return self._producer
 
@@ -71,10 +100,10 @@ class Publisher:
         addresses = self.settings.bootstrap.split(",")
         return any(_reachable(address, timeout_s) for address in addresses)
 
-    def _send(self, producer: KafkaProducer, event: EventModel) -> Any:
-        value = self.codec.encode(event.RECORD, event.to_avro())
-        return producer.send(self.settings.topic(event.TOPIC), key=event.key().encode("utf-8"),
-                             value=value)
+    def record(self, event: EventModel) -> Record:
+        """The Kafka record of an event: its topic, key and single-object encoded value."""
+        return Record(self.settings.topic(event.TOPIC), event.key().encode("utf-8"),
+                      self.codec.encode(event.RECORD, event.to_avro()))
 
     def publish(self, event: EventModel) -> None:
         """Produce one event and return once the broker acknowledged it.
@@ -82,14 +111,11 @@ class Publisher:
         Raises ``BrokerUnavailable`` on any Kafka error or after ``produce_timeout_s``;
         a ``ContractError`` if the event does not fit its Avro schema (a bug, not input).
         """
-        deadline = time.monotonic() + self.settings.produce_timeout_s
-        try:
-            future = self._send(self._client(), event)
-            future.get(timeout=max(0.0, deadline - time.monotonic()))
-        except KafkaError as exc:
+        failure = self.publish_records([self.record(event)], flush=False)[0]
+        if failure is not None:
             self.log.warning("publish.failed", topic=event.TOPIC, event_id=str(event.event_id),
-                             error=type(exc).__name__)
-            raise BrokerUnavailable(f"{event.TOPIC}: not acknowledged: {exc}") from exc
+                             error=type(failure.__cause__ or failure).__name__)
+            raise failure
 
     def publish_many(self, events: Iterable[EventModel]) -> int:
         """Produce events in bulk; return once every one was acknowledged (their count).
@@ -98,18 +124,93 @@ class Publisher:
         may have been written: callers retry the whole batch, and readers drop
         the duplicates by event id.
         """
-        producer = self._client()
-        futures: list[Any] = []
+        failures = self.publish_records([self.record(event) for event in events])
+        failed = [failure for failure in failures if failure is not None]
+        if failed:
+            self.log.warning("publish.batch_failed", events=len(failures), failed=len(failed),
+                             error=type(failed[0].__cause__ or failed[0]).__name__)
+            raise BrokerUnavailable(f"{len(failed)} of a batch of {len(failures)} "
+                                    f"not acknowledged: {failed[0]}") from failed[0]
+        return len(failures)
+
+    def publish_records(self, records: Sequence[Record], *,
+                        flush: bool = True) -> list[BrokerUnavailable | None]:
+        """Produce records in bulk; say for each, in order, whether the broker acknowledged it.
+
+        ``None`` is an acknowledged record (acks=all); a ``BrokerUnavailable`` one that
+        was not, or not within ``produce_timeout_s`` (it may still be written later: the
+        delivery timeout bounds how late). All are sent before any is waited for, then
+        ``flush`` asks the client to send at once rather than after its linger.
+        Never raises for the broker's sake: a caller that holds both kinds answers both.
+        """
+        return self.acknowledged(self.send_records(records), flush=flush)
+
+    def send_records(self, records: Sequence[Record]) -> Sending:
+        """Hand records to the client (the first half of ``publish_records``)."""
+        deadline = time.monotonic() + self.settings.produce_timeout_s
         try:
-            futures.extend(self._send(producer, event) for event in events)
-            producer.flush(timeout=self.settings.produce_timeout_s)
-            deadline = time.monotonic() + self.settings.produce_timeout_s
-            for future in futures:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
-        except KafkaError as exc:
-            self.log.warning("publish.batch_failed", events=len(futures), error=type(exc).__name__)
-            raise BrokerUnavailable(f"batch of {len(futures)} not acknowledged: {exc}") from exc
-        return len(futures)
+            producer = self._client()
+        except BrokerUnavailable as exc:
+            return Sending(None, [], exc, len(records), deadline)
+        futures: list[Any] = []
+        failed: BrokerUnavailable | None = None
+        for record in records:
+            try:
+                futures.append(producer.send(record.topic, key=record.key, value=record.value))
+            except KafkaError as exc:
+                # send() blocks up to max_block_ms on metadata: once one failed, the
+                # rest would each wait as long for the same answer.
+                failed = BrokerUnavailable(f"{record.topic}: not sent: {exc}")
+                failed.__cause__ = exc
+                break
+        return Sending(producer, futures, failed, len(records), deadline)
+
+    def send_now(self, record: Record) -> Any | None:
+        """Hand one record to the client if that cannot block, else None (use the others).
+
+        ``send`` blocks while the client is built and while it fetches a topic's
+        metadata: both are done once a record of the topic was acknowledged. The
+        returned future is the client's; ``outcome`` reads it once it is done.
+        """
+        producer = self._producer
+        if producer is None or record.topic not in self._warm:
+            return None
+        try:
+            return producer.send(record.topic, key=record.key, value=record.value)
+        except KafkaError:
+            return None  # the blocking way says what is wrong
+
+    def outcome(self, future: Any) -> BrokerUnavailable | None:
+        """What a done future of ``send`` says: None once acknowledged."""
+        if future.succeeded():
+            self._warm.add(future.value.topic)
+            return None
+        unavailable = BrokerUnavailable(f"not acknowledged: {future.exception}")
+        unavailable.__cause__ = future.exception
+        return unavailable
+
+    def acknowledged(self, sending: Sending, *,
+                     flush: bool = True) -> list[BrokerUnavailable | None]:
+        """Wait for the records sent (the second half of ``publish_records``)."""
+        futures, deadline = sending.futures, sending.deadline
+        if flush and futures and sending.producer is not None:
+            # A flush that times out says nothing per record: each future below does.
+            with contextlib.suppress(KafkaError):
+                sending.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
+        outcomes: list[BrokerUnavailable | None] = []
+        for future in futures:
+            try:
+                metadata = future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaError as exc:
+                unavailable = BrokerUnavailable(f"not acknowledged: {exc}")
+                unavailable.__cause__ = exc
+                outcomes.append(unavailable)
+            else:
+                self._warm.add(metadata.topic)
+                outcomes.append(None)
+        if sending.failed is not None:
+            outcomes.extend([sending.failed] * (sending.count - len(futures)))
+        return outcomes
 
     def ready(self, timeout_s: float = 1.0) -> bool:
         """True when a bootstrap server accepts a connection and the producer is built.
@@ -133,6 +234,7 @@ class Publisher:
         """
         with self._lock:
             producer, self._producer = self._producer, None
+            self._warm = set()
         if producer is None or not self._owned:
             return
         try:
