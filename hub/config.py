@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     request_timeout_ms: int = Field(default=10000, ge=1000)
     produce_timeout_s: float = Field(default=10.0, gt=0)
     """How long the ingest API waits for the broker's acknowledgement before a 503."""
+
+    api_keys_file: Path | None = None
+    """The API's keys file (``python -m connectors.api.keys``): hashes and scopes, no tokens."""
+    dev_api_key: SecretStr | None = None
+    """A literal token accepted with every scope: for dev and demo stacks only, never production."""
+    api_idempotency_days: float = Field(default=7.0, gt=0)
+    """How long the API remembers an accepted event id (a retry after that is published again)."""
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
