@@ -15,10 +15,15 @@ import time
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from pydantic import SecretStr
+
 from hub import kafka, logs
 from hub.broker import EmbeddedBroker
 from hub.config import Settings
 from hub.supervisor import Supervisor
+
+#: The API key of a stack on the embedded broker (dev, demo): printed, so never a secret.
+DEV_API_KEY = "dev-local-key"
 
 
 class Stack:
@@ -44,6 +49,10 @@ class Stack:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.broker = EmbeddedBroker(log_path=self.run_dir / "broker.log")
             overrides = {"kafka_bootstrap_servers": self.broker.start(), "data_dir": self.run_dir}
+        if self.broker is not None and base.dev_api_key is None and base.api_keys_file is None:
+            # A dev or demo stack: newcomers' curl works with a known key. A stack on a
+            # configured broker, or one given keys, gets no such key.
+            overrides["dev_api_key"] = SecretStr(DEV_API_KEY)
         self.settings = base.model_copy(update=overrides)
         kafka.ensure_topics(self.settings)
         log_dir = None
@@ -65,7 +74,14 @@ class Stack:
             "PASSPORT_HUB_API_HOST": s.api_host,
             "PASSPORT_HUB_API_PORT": str(s.api_port),
             "PASSPORT_HUB_LOG_FORMAT": "json" if self._quiet else s.log_format,
+            **({"PASSPORT_HUB_DEV_API_KEY": key} if (key := self.dev_api_key) else {}),
         }
+
+    @property
+    def dev_api_key(self) -> str | None:
+        """The dev API key the children accept (to show in the banner), if any."""
+        key = self.settings.dev_api_key
+        return key.get_secret_value() if key is not None else None
 
     def handle_signals(self) -> None:
         """SIGTERM and SIGINT ask the stack to stop (main thread only)."""

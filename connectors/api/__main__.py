@@ -1,18 +1,24 @@
 """``python -m connectors.api``: the HTTP API on ``api_host:api_port``.
 
-Wiring, in order: settings, logs, topics, publisher, read model (rebuilt from
-its topics), then uvicorn. SIGTERM/SIGINT stop uvicorn gracefully (in-flight
-requests finish); then the read model and the producer close.
+Wiring, in order: settings, logs, API keys (a keys file, a dev key, or both;
+neither is a configuration error: exit 2), topics, publisher, idempotency
+store, read model (rebuilt from its topics), then uvicorn. SIGTERM/SIGINT stop
+uvicorn gracefully (in-flight requests finish); then the read model, the
+store and the producer close.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from connectors.api.app import create_app
+from connectors.api.auth import KeyRing
+from connectors.api.idempotency import AcceptedStore
+from connectors.api.readside import ModelReadSide
 from connectors.publish import Publisher
 from hub import kafka, logs
 from hub.config import Settings
@@ -26,18 +32,27 @@ def main() -> int:
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="api")
     log = logs.get()
+    dev_key = settings.dev_api_key.get_secret_value() if settings.dev_api_key else None
     try:
+        keyring = KeyRing(settings.api_keys_file, dev_key)
         kafka.ensure_topics(settings)
     except HubError as exc:
         log.error("api.failed", error=str(exc))
         return 2
+    if keyring.dev_key_enabled:
+        log.warning("api.dev_key_enabled",
+                    hint="PASSPORT_HUB_DEV_API_KEY is accepted with every scope: dev only")
     publisher = Publisher(settings)
-    # One file per API port: two API processes on one data directory must not share it.
+    # One read model file per API port: two API processes on one data directory must not
+    # share it. The idempotency store is shared by them (SQLite serialises the writers).
     readmodel = ReadModel(settings, store_path(settings, "api-readmodel", str(settings.api_port)))
+    store: AcceptedStore | None = None
     try:
+        store = AcceptedStore(settings.data_dir / "api-accepted.sqlite",
+                              retention_s=settings.api_idempotency_days * 86400)
         readmodel.start()
-        app = create_app(settings, publisher=publisher, readmodel=readmodel,
-                         registry=CollectorRegistry())
+        app = create_app(settings, publisher=publisher, readside=ModelReadSide(readmodel),
+                         keyring=keyring, store=store, registry=CollectorRegistry())
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_config=None,
             access_log=False,  # Observe logs each request, without paths' query strings
@@ -50,6 +65,7 @@ def main() -> int:
         # re-raises the signal it caught: ours make that a no-op instead of a kill,
         # so the read model and the producer still close below.
         install_stop_handlers(stop)
+        _tune_gc()
         log.info("api.listening", host=settings.api_host, port=settings.api_port)
         server.run()
     except HubError as exc:
@@ -57,9 +73,24 @@ def main() -> int:
         return 2
     finally:
         readmodel.stop()
+        if store is not None:
+            store.close()
         publisher.close()
     log.info("api.stopped")
     return 0
+
+
+def _tune_gc() -> None:
+    """Collect garbage less often than CPython's default, and never what start-up built.
+
+    A request's objects (a batch's models, records and futures) live until the
+    broker acknowledged them: with the default thresholds the collector ran every
+    700 allocations, promoted them all, and its full collections scanned the whole
+    heap, pausing every request for up to ~100 ms. Measured with the ingest bench:
+    garbage collection went from ~18 to ~1 µs of CPU per batched event.
+    """
+    gc.freeze()  # modules, app, schemas: alive until exit, never worth scanning
+    gc.set_threshold(20_000, 20, 20)
 
 
 if __name__ == "__main__":

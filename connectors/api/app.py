@@ -1,107 +1,129 @@
 """The HTTP API: partner events in (202 only after the broker's ack), passports and leads out.
 
 ``create_app`` builds the whole application from what it is given (settings,
-a publisher, a read model, a metrics registry): no globals, so tests and the
-entry point wire it the same way.
+a publisher, a read side, a key ring, an idempotency store, a metrics
+registry): no globals, so tests and the entry point wire it the same way.
+Every route but the probes, ``/metrics`` and the documents needs an API key.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.api import problems
+from connectors.api import bodies, openapi, problems
+from connectors.api.auth import Caller, KeyRing
+from connectors.api.idempotency import AcceptedStore
+from connectors.api.ingest import EventWriter, Ingest
 from connectors.api.observe import HttpMetrics, Observe
-from connectors.contract import Sink
-from hub import logs
+from connectors.api.problems import LastResort, ProblemError
+from connectors.api.readside import ReadSide
 from hub.config import Settings
-from hub.errors import BrokerUnavailable
-from schemas.models import EVENT_ADAPTER, ResellerId, Siren
-
-#: Largest event body accepted: events are a few hundred bytes; this only stops abuse.
-MAX_BODY_BYTES = 64 * 1024
+from schemas import asyncapi
+from schemas.models import ResellerId, Siren
 
 _SIREN: TypeAdapter[str] = TypeAdapter(Siren)
 _RESELLER: TypeAdapter[str] = TypeAdapter(ResellerId)
+_BEARER = HTTPBearer(auto_error=False, description="A partner API key: "
+                     "`Authorization: Bearer <token>` (`python -m connectors.api.keys add`).")
 
 
-class ReadSide(Protocol):
-    """What the API needs from the read model (``services.readmodel.ReadModel``)."""
+async def authenticate(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> Caller:
+    """The caller of a request, from its bearer token; a 401 problem without a valid one."""
+    if credentials is None:
+        raise ProblemError(problems.unauthorized("send an API key: Authorization: Bearer <token>"))
+    keyring: KeyRing = request.app.state.keyring
+    found = keyring.caller(credentials.credentials)
+    if found is None:
+        raise ProblemError(problems.unauthorized("the API key is not valid"))
+    request.state.key_id = found.key_id  # Observe logs who called
+    return found
 
-    @property
-    def caught_up(self) -> bool: ...
 
-    def passport(self, siren: str) -> dict[str, Any] | None: ...
-
-    def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]: ...
+Authenticated = Annotated[Caller, Depends(authenticate)]
 
 
-def create_app(settings: Settings, *, publisher: Sink, readmodel: ReadSide,
-               registry: CollectorRegistry) -> FastAPI:
+def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide,
+               keyring: KeyRing, store: AcceptedStore, registry: CollectorRegistry) -> FastAPI:
     """The API application, wired to its collaborators."""
-    log = logs.get().bind(component="api")
-    app = FastAPI(title="passport-hub", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="passport-hub", version="1", docs_url="/docs", redoc_url=None,
+                  description="Partner events in, passports and leads out. Errors are RFC 9457 "
+                  "problem details (`application/problem+json`).")
+    app.add_middleware(LastResort)
     app.add_middleware(Observe, metrics=HttpMetrics.create(registry))
     problems.install(app)
+    openapi.install(app)
+    app.state.keyring = keyring
+    ingest = Ingest(publisher=publisher, readside=readside, store=store,
+                    ack_timeout_s=settings.produce_timeout_s)
 
-    @app.post("/v1/events", status_code=202, response_model=None)
-    async def ingest(request: Request) -> Response:
+    @app.post("/v1/events", status_code=202, response_model=None, **openapi.event_route())
+    async def ingest_one(request: Request, who: Authenticated) -> Response:
         """Validate one partner event and publish it; 202 once the broker acknowledged."""
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return problems.problem(413, "too-large", "Body too large",
-                                    f"an event body is at most {MAX_BODY_BYTES} bytes")
-        try:
-            event = EVENT_ADAPTER.validate_json(body)
-        except ValidationError as exc:
-            errors = exc.errors(include_input=False)
-            if any(error["type"] == "json_invalid" for error in errors):
-                return problems.problem(400, "malformed-json", "Malformed JSON",
-                                        "the body is not a JSON document")
-            # Field names only: the values may be contact data.
-            log.info("ingest.rejected", fields=[e["field"] for e in problems.field_errors(errors)])
-            return problems.invalid(errors, "the event breaks the contract; see errors")
-        try:
-            # Kafka's client blocks: keep it off the event loop.
-            await run_in_threadpool(publisher.publish, event)
-        except BrokerUnavailable as exc:
-            log.warning("ingest.unavailable", topic=event.TOPIC, event_id=str(event.event_id),
-                        error=type(exc.__cause__ or exc).__name__)
-            return problems.unavailable("the event broker did not acknowledge in time; "
-                                        "nothing was accepted, retry later")
-        topic = settings.topic(event.TOPIC)
-        log.debug("ingest.accepted", topic=topic, event_id=str(event.event_id))
-        return JSONResponse({"event_id": str(event.event_id), "topic": topic,
-                             "status": "accepted"}, status_code=202)
+        event = bodies.event(await bodies.read(request, bodies.MAX_EVENT_BYTES))
+        outcome = await ingest.accept_one(who, event)
+        if outcome.problem is not None:
+            return problems.respond(outcome.problem)
+        return JSONResponse(outcome.accepted_body(), status_code=202)
 
-    @app.get("/v1/passports/{siren}", response_model=None)
-    def passport(siren: str) -> Response:
-        """The latest passport of a business."""
+    @app.post("/v1/events:batch", status_code=202, response_model=None, **openapi.batch_route())
+    async def ingest_batch(request: Request, who: Authenticated) -> Response:
+        """Validate and publish up to 1,000 events; one result per event, in order."""
+        body = await bodies.read(request, bodies.MAX_BATCH_BYTES)
+        outcomes = await run_in_threadpool(ingest.accept_batch, who, body)
+        statuses = {outcome.status for outcome in outcomes}
+        status = 503 if 503 in statuses else 202 if 202 in statuses else 422
+        headers = {"Retry-After": str(problems.RETRY_AFTER_S)} if status == 503 else None
+        return JSONResponse({"results": [o.as_item(i) for i, o in enumerate(outcomes)]},
+                            status_code=status, headers=headers)
+
+    @app.get("/v1/passports/{siren}", response_model=None, responses={
+        200: openapi.json_response("Passport", "The passport."),
+        **openapi.problem_responses(401, 403, 404, 422, 503)})
+    def passport(siren: Annotated[str, Path(openapi_examples={
+            "enrolled": {"summary": "a SIREN", "value": "732829320"}})],
+                 who: Authenticated) -> Response:
+        """The latest passport of a business (a delegation's or an admin key)."""
         try:
             _SIREN.validate_python(siren)
         except ValidationError as exc:
             return problems.invalid(_located("siren", exc), "not a valid SIREN")
-        found = readmodel.passport(siren)
+        if not who.reads_passports:
+            return problems.respond(problems.forbidden(
+                f"key {who.key_id} may not read passports"))
+        found = readside.passport(siren)
         if found is None:
-            return problems.problem(404, "not-found", "Not found",
-                                    f"no passport for SIREN {siren}")
+            return problems.respond(problems.not_found(f"no passport for SIREN {siren}"))
         return JSONResponse(found)
 
-    @app.get("/v1/resellers/{reseller_id}/leads", response_model=None)
-    def leads(reseller_id: str,
+    @app.get("/v1/resellers/{reseller_id}/leads", response_model=None, responses={
+        200: openapi.json_response("ResellerLeads", "The reseller's leads, most recent first."),
+        **openapi.problem_responses(401, 403, 422, 503)})
+    def leads(reseller_id: Annotated[str, Path(openapi_examples={
+            "reseller": {"summary": "a reseller id", "value": "web-78"}})],
+              who: Authenticated,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-        """The leads a reseller holds, most recent first."""
+        """The leads a reseller holds, most recent first (that reseller's key, or an admin's)."""
         try:
             _RESELLER.validate_python(reseller_id)
         except ValidationError as exc:
             return problems.invalid(_located("reseller_id", exc), "not a valid reseller id")
+        if not who.speaks_for(reseller_id):
+            return problems.respond(problems.forbidden(
+                f"key {who.key_id} may not read the leads of {reseller_id}"))
         return JSONResponse({"reseller_id": reseller_id,
-                             "leads": readmodel.leads_for(reseller_id, limit)})
+                             "leads": readside.leads_for(reseller_id, limit)})
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    def asyncapi_document() -> JSONResponse:
+        return JSONResponse(asyncapi.document())
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -113,7 +135,7 @@ def create_app(settings: Settings, *, publisher: Sink, readmodel: ReadSide,
 
     @app.get("/readyz", include_in_schema=False, response_model=None)
     def readyz() -> Response:
-        checks = {"broker": publisher.ready(), "readmodel": readmodel.caught_up}
+        checks = {"broker": publisher.ready(), "readmodel": readside.caught_up}
         ready = all(checks.values())
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                             status_code=200 if ready else 503)

@@ -2,7 +2,8 @@
 
 Labels use the matched route's template (``/v1/passports/{siren}``), never the
 raw path, so the series stay a bounded set whatever clients send. The log
-event carries no body, query string or header: those may hold contact data.
+event carries no body, query string or header: those may hold contact data
+or keys; it names the caller by its key id.
 """
 
 from __future__ import annotations
@@ -76,5 +77,7 @@ class Observe:
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.duration.labels(method, route).observe(elapsed)
             log = self.log.debug if route in _QUIET else self.log.info
+            # The key's id, set by authentication: never the token, nor its hash.
+            key_id = scope.get("state", {}).get("key_id")
             log("http.request", method=method, route=route, status=status,
-                duration_ms=round(elapsed * 1000, 2))
+                duration_ms=round(elapsed * 1000, 2), **({"key_id": key_id} if key_id else {}))

@@ -20,6 +20,9 @@ from hub.broker import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 SIREN = "732829320"
+#: The key `passport-hub up` gives its API on the embedded broker (README's curl uses it).
+DEV_KEY = "dev-local-key"
+AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
 
 
 @pytest.fixture
@@ -28,9 +31,13 @@ def hub_up(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PASSPORT_HUB_API_PORT": str(port),
            "PASSPORT_HUB_DATA_DIR": str(tmp_path / "data"), "PASSPORT_HUB_LOG_FORMAT": "json"}
+    for name in ("PASSPORT_HUB_DEV_API_KEY", "PASSPORT_HUB_API_KEYS_FILE"):
+        env.pop(name, None)  # on the embedded broker, `up` gives the API its dev key itself
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
         tag = os.urandom(4).hex()  # a shared broker: keep this run's topics and groups apart
-        env |= {"PASSPORT_HUB_TOPIC_PREFIX": f"e2e{tag}.", "PASSPORT_HUB_GROUP_PREFIX": f"e2e{tag}"}
+        env |= {"PASSPORT_HUB_TOPIC_PREFIX": f"e2e{tag}.", "PASSPORT_HUB_GROUP_PREFIX": f"e2e{tag}",
+                # a configured broker gets no dev key from `up`: say which one to accept
+                "PASSPORT_HUB_DEV_API_KEY": DEV_KEY}
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "hub.cli", "up"], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -72,7 +79,10 @@ def _event(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_enrolment_to_routed_lead_over_http(hub_up: str) -> None:
-    post = lambda body: httpx.post(f"{hub_up}/v1/events", json=body, timeout=15)  # noqa: E731
+    post = lambda body: httpx.post(f"{hub_up}/v1/events", json=body, headers=AUTH,  # noqa: E731
+                                   timeout=15)
+    anonymous = httpx.post(f"{hub_up}/v1/events", json={}, timeout=15)
+    assert anonymous.status_code == 401
     reseller = _event("reseller_profile", reseller_id="yvelines-web", name="Yvelines Web",
                       departements=["78"], categories=["website-hosting"], capacity=10, weight=1)
     assert post(reseller).status_code == 202
@@ -100,7 +110,7 @@ def test_enrolment_to_routed_lead_over_http(hub_up: str) -> None:
 
 
 def _issued(base: str) -> dict[str, Any] | None:
-    answer = httpx.get(f"{base}/v1/passports/{SIREN}", timeout=5)
+    answer = httpx.get(f"{base}/v1/passports/{SIREN}", headers=AUTH, timeout=5)
     if answer.status_code != 200:
         return None
     body: dict[str, Any] = answer.json()
@@ -108,7 +118,7 @@ def _issued(base: str) -> dict[str, Any] | None:
 
 
 def _leads(base: str, reseller: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{base}/v1/resellers/{reseller}/leads", timeout=5)
+    answer = httpx.get(f"{base}/v1/resellers/{reseller}/leads", headers=AUTH, timeout=5)
     assert answer.status_code == 200, answer.text
     leads: list[dict[str, Any]] = answer.json()["leads"]
     return leads

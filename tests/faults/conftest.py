@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,27 @@ from hub.broker import free_port
 from hub.config import Settings
 
 KAFKA_SH = Path(__file__).parents[2] / "deploy" / "kafka" / "kafka.sh"
+#: The API key the components' API accepts (its dev key: these are test processes).
+DEV_API_KEY = "faults-dev-key"
+
+
+class _AuthenticatedClient(httpx.Client):
+    """An ``httpx.Client`` that sends the test API key unless told otherwise."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["headers"] = {"Authorization": f"Bearer {DEV_API_KEY}", **kwargs.get("headers", {})}
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fault tests' clients (``httpx.Client``) send the API key.
+
+    The tests were written before the API asked for keys; this keeps them about
+    broker faults rather than credentials. Probes (``httpx.get``) need none.
+    """
+    monkeypatch.setattr(httpx, "Client", _AuthenticatedClient)
+    return DEV_API_KEY
 
 
 @dataclass
@@ -92,6 +114,7 @@ class Components:
                 "PASSPORT_HUB_REPLICATION_FACTOR": str(s.replication_factor),
                 "PASSPORT_HUB_PRODUCE_TIMEOUT_S": str(s.produce_timeout_s),
                 "PASSPORT_HUB_REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
+                "PASSPORT_HUB_DEV_API_KEY": DEV_API_KEY,
                 "PASSPORT_HUB_LOG_FORMAT": "json"}
 
     def start(self, module: str) -> None:

@@ -1,0 +1,331 @@
+"""Accepting partner events: scope, lead ownership, idempotency, publish, remember.
+
+``Ingest.accept`` takes the items of a request (validated events, or the
+problem of an invalid one) and gives one ``Outcome`` per item, in order. The
+valid events are published together (send all, flush once, check every
+ack), and an outcome says 202 only for an event the broker acknowledged, or
+one it had acknowledged before (an idempotent retry, not published again).
+``accept`` and ``accept_batch`` block (broker, SQLite): the HTTP layer calls
+them from a worker thread. ``accept_one`` is the single event's way, from the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastapi.concurrency import run_in_threadpool
+
+from connectors.api import bodies, problems
+from connectors.api.auth import Caller
+from connectors.api.idempotency import Accepted, AcceptedStore
+from connectors.api.readside import ReadSide
+from connectors.publish import Record, Sending
+from hub import logs
+from hub.errors import BrokerUnavailable, StoreError
+from schemas.models import EventModel, LeadAnswered
+
+
+class EventWriter(Protocol):
+    """What the ingest needs of ``connectors.publish.Publisher``."""
+
+    def record(self, event: EventModel) -> Record: ...
+
+    def send_records(self, records: Sequence[Record]) -> Sending: ...
+
+    def send_now(self, record: Record) -> Any | None: ...
+
+    def outcome(self, future: Any) -> BrokerUnavailable | None: ...
+
+    def publish_records(self, records: Sequence[Record], *,
+                        flush: bool = True) -> list[BrokerUnavailable | None]: ...
+
+    def acknowledged(self, sending: Sending, *,
+                     flush: bool = True) -> list[BrokerUnavailable | None]: ...
+
+    def ready(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one item: 202 with its event id and topic, or a problem."""
+
+    status: int
+    event_id: str | None = None
+    topic: str | None = None
+    problem: dict[str, Any] | None = None
+
+    def as_item(self, index: int) -> dict[str, Any]:
+        """The item of a batch answer."""
+        if self.status == 202:
+            return {"index": index, "status": 202, "event_id": self.event_id,
+                    "topic": self.topic}
+        return {"index": index, "status": self.status, "problem": self.problem}
+
+    def accepted_body(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "topic": self.topic, "status": "accepted"}
+
+
+def _accepted(event_id: str, topic: str) -> Outcome:
+    return Outcome(202, event_id, topic)
+
+
+def _failed(document: dict[str, Any]) -> Outcome:
+    return Outcome(int(document["status"]), problem=document)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A valid, permitted event to publish, unless accepted before."""
+
+    index: int
+    event_id: str
+    record: Record
+    sha256: str
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A request's items on their way: decided outcomes, events to publish, repeats."""
+
+    outcomes: list[Outcome | None]
+    pending: list[_Pending] = field(default_factory=list)
+    repeats: list[tuple[int, _Pending]] = field(default_factory=list)
+
+
+class Ingest:
+    """The accept path shared by the single-event and the batch endpoints.
+
+    Batches are CPU-bound (validation, Avro encoding, the client's per-record
+    work) and Python runs one thread at a time: concurrent batches take turns
+    for those steps instead of thrashing, and one batch's wait for its
+    acknowledgements overlaps the next one's work.
+    """
+
+    def __init__(self, *, publisher: EventWriter, readside: ReadSide, store: AcceptedStore,
+                 ack_timeout_s: float) -> None:
+        self.publisher = publisher
+        self.readside = readside
+        self.store = store
+        self._ack_timeout_s = ack_timeout_s
+        # Another request publishing the same id is done within its own ack timeout.
+        self._claim_timeout_s = ack_timeout_s + 1
+        self._turn = threading.Lock()
+        self.log = logs.get().bind(component="ingest")
+
+    def accept(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]], *,
+               bulk: bool) -> list[Outcome]:
+        """One outcome per item, in order; ``bulk`` flushes the producer once all are sent."""
+        return self._complete(self._plan(caller, items), bulk=bulk, turn=nullcontext())
+
+    def accept_batch(self, caller: Caller, body: bytes) -> list[Outcome]:
+        """The outcomes of a batch body's items (a ``ProblemError`` if it is no batch)."""
+        with self._turn:
+            plan = self._plan(caller, bodies.batch(body))
+        return self._complete(plan, bulk=True, turn=self._turn)
+
+    def _plan(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]]) -> _Plan:
+        plan = _Plan([None] * len(items))
+        first: dict[str, _Pending] = {}  # event id -> its first occurrence in this request
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                plan.outcomes[index] = _failed(item)
+                continue
+            refused = self._refusal(caller, item)
+            if refused is not None:
+                plan.outcomes[index] = _failed(refused)
+                continue
+            record = self.publisher.record(item)
+            one = _Pending(index, str(item.event_id), record,
+                           hashlib.sha256(record.value).hexdigest())
+            earlier = first.get(one.event_id)
+            if earlier is None:
+                first[one.event_id] = one
+                plan.pending.append(one)
+            elif earlier.sha256 == one.sha256:
+                plan.repeats.append((index, earlier))  # the same event twice: as the first
+            else:
+                plan.outcomes[index] = _failed(_conflict(one.event_id))
+        return plan
+
+    def _complete(self, plan: _Plan, *, bulk: bool,
+                  turn: AbstractContextManager[Any]) -> list[Outcome]:
+        outcomes = plan.outcomes
+        if plan.pending:
+            published = self._publish_new(plan.pending, bulk=bulk, turn=turn)
+            for one, outcome in zip(plan.pending, published, strict=True):
+                outcomes[one.index] = outcome
+        for index, earlier in plan.repeats:
+            outcomes[index] = outcomes[earlier.index]
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(outcomes)
+        return done
+
+    def _refusal(self, caller: Caller, event: EventModel) -> dict[str, Any] | None:
+        """Why this caller may not send this event (403, 404, 503), or None."""
+        # pydantic keeps fields in __dict__; getattr() on one a model lacks goes through its
+        # metaclass and an exception, ten times slower, once per event of every batch.
+        fields = event.__dict__
+        kind = str(fields.get("type", ""))
+        if not caller.may_send(kind):
+            self.log.info("ingest.forbidden", key_id=caller.key_id, event_type=kind)
+            return problems.forbidden(f"key {caller.key_id} may not send {kind} events")
+        reseller = fields.get("reseller_id")
+        if isinstance(reseller, str) and not caller.speaks_for(reseller):
+            self.log.info("ingest.forbidden", key_id=caller.key_id, event_type=kind,
+                          reseller_id=reseller)
+            return problems.forbidden(f"key {caller.key_id} may not speak for reseller {reseller}")
+        if isinstance(event, LeadAnswered) and not caller.admin:
+            return self._lead_refusal(caller, event)
+        return None
+
+    def _lead_refusal(self, caller: Caller, event: LeadAnswered) -> dict[str, Any] | None:
+        try:
+            known, holder = self.readside.lead_holder(event.lead_id)
+        except StoreError as exc:
+            self.log.warning("ingest.readmodel_unavailable", error=str(exc))
+            return problems.unavailable_body("the read model is not available yet; retry")
+        if not known:
+            if not self.readside.caught_up:
+                return problems.unavailable_body("the read model is still catching up; retry")
+            return problems.not_found(f"no lead {event.lead_id}")
+        if holder != caller.reseller_id:
+            self.log.info("ingest.forbidden", key_id=caller.key_id, event_type=event.type,
+                          reseller_id=caller.reseller_id, lead_id=event.lead_id)
+            return problems.forbidden(f"lead {event.lead_id} is not assigned to reseller "
+                                      f"{caller.reseller_id}")
+        return None
+
+    def _publish_new(self, pending: list[_Pending], *, bulk: bool,
+                     turn: AbstractContextManager[Any]) -> list[Outcome]:
+        """Outcomes of first occurrences: earlier acceptances, conflicts, then the new ones."""
+        claimed = self.store.claim([one.event_id for one in pending], self._claim_timeout_s)
+        try:
+            outcomes, fresh = self._decide(pending, claimed)
+            if fresh:
+                with turn:
+                    sending = self.publisher.send_records([one.record for one in fresh])
+                outcomes.update(self._conclude(
+                    fresh, self.publisher.acknowledged(sending, flush=bulk)))
+        finally:
+            self.store.release(claimed)
+        return [outcomes[one.event_id] for one in pending]
+
+    def _decide(self, pending: Sequence[_Pending],
+                claimed: set[str]) -> tuple[dict[str, Outcome], list[_Pending]]:
+        """What the store says of each: accepted before, a conflict, or to publish (fresh)."""
+        try:
+            known = self.store.lookup(claimed)
+        except StoreError as exc:
+            # Without the store an event may be published twice: readers drop the copy.
+            self.log.warning("ingest.idempotency_unavailable", error=str(exc))
+            known = {}
+        outcomes: dict[str, Outcome] = {}
+        fresh: list[_Pending] = []
+        for one in pending:
+            before = known.get(one.event_id)
+            if one.event_id not in claimed:
+                outcomes[one.event_id] = _failed(problems.unavailable_body(
+                    f"event {one.event_id} is being published by another request; retry"))
+            elif before is None:
+                fresh.append(one)
+            elif before.body_sha256 == one.sha256:
+                outcomes[one.event_id] = _accepted(one.event_id, before.topic)
+            else:
+                outcomes[one.event_id] = _failed(_conflict(one.event_id))
+        return outcomes, fresh
+
+    def _conclude(self, fresh: Sequence[_Pending],
+                  failures: Sequence[BrokerUnavailable | None]) -> dict[str, Outcome]:
+        """Outcomes of published events; the acknowledged ones are remembered."""
+        outcomes: dict[str, Outcome] = {}
+        acked: list[Accepted] = []
+        failed: BrokerUnavailable | None = None
+        for one, failure in zip(fresh, failures, strict=True):
+            if failure is None:
+                acked.append(Accepted(one.event_id, one.sha256, one.record.topic))
+                outcomes[one.event_id] = _accepted(one.event_id, one.record.topic)
+            else:
+                failed = failure
+                outcomes[one.event_id] = _failed(problems.unavailable_body(
+                    "the event broker did not acknowledge in time; this event was not "
+                    "accepted, retry later"))
+        if failed is not None:
+            self.log.warning("ingest.unavailable", events=len(fresh),
+                             failed=len(fresh) - len(acked),
+                             error=type(failed.__cause__ or failed).__name__)
+        self.store.remember(acked)
+        return outcomes
+
+    # -- one event, from the event loop ----------------------------------------------------
+
+    async def accept_one(self, caller: Caller, event: EventModel) -> Outcome:
+        """The outcome of one event.
+
+        A single event is small, and handing it to a worker thread and back costs
+        more than all the rest: it is published from the event loop whenever nothing
+        on the way can block (a client that has already written to the topic, an
+        event id nobody else is publishing); otherwise it goes the threaded way.
+        """
+        if isinstance(event, LeadAnswered) and not caller.admin:
+            return await self._threaded(caller, event)  # the read model is a file away
+        plan = self._plan(caller, [event])
+        if not plan.pending:
+            return _done(plan.outcomes[0])
+        one = plan.pending[0]
+        claimed = self.store.claim([one.event_id], 0.0)
+        if not claimed:
+            return await self._threaded(caller, event)
+        try:
+            outcomes, fresh = self._decide([one], claimed)
+            if fresh:
+                future = self.publisher.send_now(one.record)
+                if future is None:
+                    failures = await run_in_threadpool(
+                        self.publisher.publish_records, [one.record], flush=False)
+                else:
+                    failures = [await self._acknowledgement(future)]
+                outcomes.update(self._conclude(fresh, failures))
+        finally:
+            self.store.release(claimed)
+        return outcomes[one.event_id]
+
+    async def _threaded(self, caller: Caller, event: EventModel) -> Outcome:
+        outcomes = await run_in_threadpool(self.accept, caller, [event], bulk=False)
+        return outcomes[0]
+
+    async def _acknowledgement(self, future: Any) -> BrokerUnavailable | None:
+        """Wait for a record's acknowledgement without a thread: the client calls back."""
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+
+        def wake(_result: object) -> None:  # on the client's network thread
+            loop.call_soon_threadsafe(_settle, settled)
+
+        future.add_both(wake)
+        try:
+            await asyncio.wait_for(settled, self._ack_timeout_s)
+        except TimeoutError:
+            return BrokerUnavailable(f"not acknowledged within {self._ack_timeout_s} s")
+        return self.publisher.outcome(future)
+
+
+def _settle(settled: asyncio.Future[None]) -> None:
+    if not settled.done():
+        settled.set_result(None)
+
+
+def _done(outcome: Outcome | None) -> Outcome:
+    assert outcome is not None
+    return outcome
+
+
+def _conflict(event_id: str) -> dict[str, Any]:
+    return problems.conflict(f"event {event_id} was already accepted with another body; "
+                             "a new event needs a new event_id")
