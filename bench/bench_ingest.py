@@ -1,0 +1,238 @@
+"""Ingest benchmark: the HTTP API against the raw producer, on one broker, in one run.
+
+    python -m bench.bench_ingest [--events 60000] [--batch 1000] [--clients 4]
+                                 [--rate 300] [--seconds 15]
+
+Prints (a) the raw kafka-python producer rate for the same Avro payloads
+(acks=all, idempotent: the ceiling), (b) batch ingest through
+``POST /v1/events:batch`` (the API as deployed: ``python -m connectors.api``
+in its own process), and a/b, then (c) single-event latency at a paced,
+open-loop request rate (each request is timed from when it was due, so a
+server that falls behind shows it). The broker is the embedded one unless
+``KAFKA_BOOTSTRAP_SERVERS`` names another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors.publish import Publisher
+from connectors.synthetic.identities import siren
+from hub import kafka
+from hub.broker import EmbeddedBroker, free_port
+from hub.config import Settings
+from schemas.models import parse_event
+
+DEV_KEY = "bench-key"
+AUTH = {"Authorization": f"Bearer {DEV_KEY}", "Content-Type": "application/json"}
+
+
+def events(count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Plausible enrolments, each with its own event id (none is a retry)."""
+    now = datetime.now(UTC).isoformat()
+    return [{"type": "business_enrolled", "event_id": str(uuid.uuid4()), "occurred_at": now,
+             "source": "cefac-78", "siren": siren(rng), "name": f"Entreprise {i}",
+             "departement": rng.choice(["75", "78", "92", "69", "13", "2A"]),
+             "naf": "47.11D", "employees": rng.randint(0, 249),
+             "contact_email": f"contact{i}@exemple.fr", "consent_share_with_resellers": True}
+            for i in range(count)]
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_rate(settings: Settings, payloads: list[dict[str, Any]]) -> tuple[float, float]:
+    """Events/s of one kafka-python producer sending the same records, pre-encoded, and
+    its CPU µs per event (this process: the caller's thread and the client's own)."""
+    publisher = Publisher(settings)
+    records = [publisher.record(parse_event(p)) for p in payloads]
+    # The Publisher's producer: acks=all, idempotent, the same linger, no client metrics.
+    producer = kafka.producer(settings, metrics_enabled=False)
+    try:
+        warm = [producer.send(r.topic, key=r.key, value=r.value) for r in records[:1000]]
+        producer.flush()
+        for future in warm:
+            future.get(timeout=30)
+        started, cpu = time.perf_counter(), process_cpu_s(os.getpid())
+        futures = [producer.send(r.topic, key=r.key, value=r.value) for r in records]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+        elapsed = time.perf_counter() - started
+        used = process_cpu_s(os.getpid()) - cpu
+        return len(records) / elapsed, used / len(records) * 1e6
+    finally:
+        producer.close(timeout=10)
+
+
+@contextmanager
+def api_process(settings: Settings, data_dir: Path) -> Iterator[tuple[str, int]]:
+    """``python -m connectors.api`` on a free port, as deployed; yields its URL and pid."""
+    port = free_port()
+    assert settings.kafka_bootstrap_servers is not None
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "PASSPORT_HUB_TOPIC_PREFIX": settings.topic_prefix,
+           "PASSPORT_HUB_DATA_DIR": str(data_dir), "PASSPORT_HUB_API_PORT": str(port),
+           "PASSPORT_HUB_DEV_API_KEY": DEV_KEY, "PASSPORT_HUB_LOG_LEVEL": "warning",
+           "PASSPORT_HUB_LOG_FORMAT": "json"}
+    log = (data_dir / "api.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "connectors.api"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start; see {data_dir / 'api.log'}")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def batch_rate(base: str, payloads: list[dict[str, Any]], size: int, clients: int) -> float:
+    """Events/s through ``POST /v1/events:batch``, ``clients`` at a time, bodies pre-encoded."""
+    bodies = [json.dumps({"events": payloads[i:i + size]}).encode()
+              for i in range(0, len(payloads), size)]
+    queue = iter(bodies)
+    lock = threading.Lock()
+    statuses: Counter[int] = Counter()
+
+    def client() -> None:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=60) as http:
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None:
+                    return
+                answer = http.post("/v1/events:batch", content=body)
+                with lock:
+                    statuses[answer.status_code] += 1
+
+    started = time.perf_counter()
+    _run_threads(client, clients)
+    elapsed = time.perf_counter() - started
+    assert statuses == Counter({202: len(bodies)}), statuses
+    return len(payloads) / elapsed
+
+
+def paced_latencies(base: str, payloads: list[dict[str, Any]], rate: float,
+                    threads: int) -> tuple[list[float], Counter[int], float]:
+    """Single-event latencies (s) at ``rate`` requests/s, open loop: each timed from when due."""
+    bodies = [json.dumps(p).encode() for p in payloads]
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    cursor = iter(range(len(bodies)))
+    start = time.perf_counter() + 0.5
+
+    def client() -> None:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=30) as http:
+            while True:
+                with lock:
+                    index = next(cursor, None)
+                if index is None:
+                    return
+                due = start + index / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                answer = http.post("/v1/events", content=bodies[index])
+                done = time.perf_counter()
+                with lock:
+                    latencies.append(done - due)
+                    statuses[answer.status_code] += 1
+
+    _run_threads(client, threads)
+    achieved = len(bodies) / (time.perf_counter() - start)
+    return latencies, statuses, achieved
+
+
+def _run_threads(target: Callable[[], None], count: int) -> None:
+    workers = [threading.Thread(target=target, daemon=True) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000, help="events per rate measurement")
+    parser.add_argument("--batch", type=int, default=1000, help="events per batch request")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument("--rate", type=float, default=300.0, help="paced single requests/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="paced run duration")
+    parser.add_argument("--threads", type=int, default=16, help="paced client threads")
+    args = parser.parse_args(argv)
+    rng = random.Random(2009)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = stack.enter_context(EmbeddedBroker(log_path=tmp / "broker.log"))
+            bootstrap = broker.bootstrap
+        settings = Settings(kafka_bootstrap_servers=bootstrap,
+                            topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", data_dir=tmp)
+        kafka.ensure_topics(settings)
+        print(f"broker {bootstrap} · {args.events} events per rate · CPUs {os.cpu_count()}")
+
+        raw, raw_cpu = raw_rate(settings, events(args.events, rng))
+        print(f"(a) raw producer (acks=all, idempotent, pre-encoded): {raw:10,.0f} events/s"
+              f" · {raw_cpu:5.1f} CPU µs/event")
+
+        base, pid = stack.enter_context(api_process(settings, tmp))
+        batch_rate(base, events(4 * args.batch, rng), args.batch, args.clients)  # warm-up
+        cpu = process_cpu_s(pid)
+        batch = batch_rate(base, events(args.events, rng), args.batch, args.clients)
+        batch_cpu = (process_cpu_s(pid) - cpu) / args.events * 1e6
+        print(f"(b) POST /v1/events:batch ({args.batch}/request, {args.clients} clients): "
+              f"{batch:10,.0f} events/s · {batch_cpu:5.1f} CPU µs/event (API process)")
+        print(f"    batch / raw = {batch / raw:.0%} by rate, {raw_cpu / batch_cpu:.0%} by CPU "
+              f"per event (target >= 50%); load average {os.getloadavg()[0]:.1f}")
+
+        count = int(args.rate * args.seconds)
+        latencies, statuses, achieved = paced_latencies(base, events(count, rng), args.rate,
+                                                         args.threads)
+        ms = [value * 1000 for value in latencies]
+        print(f"(c) POST /v1/events at {args.rate:.0f} req/s for {args.seconds:.0f} s "
+              f"(achieved {achieved:.0f} req/s, {args.threads} threads, statuses "
+              f"{dict(statuses)}): p50 {_percentile(ms, 0.5):.1f} ms · p99 "
+              f"{_percentile(ms, 0.99):.1f} ms · max {max(ms):.1f} ms (target p99 <= 25 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
