@@ -162,6 +162,7 @@ class Publisher:
                 # rest would each wait as long for the same answer.
                 failed = BrokerUnavailable(f"{record.topic}: not sent: {exc}")
                 failed.__cause__ = exc
+                self._discard(producer)
                 break
         return Sending(producer, futures, failed, len(records), deadline)
 
@@ -187,6 +188,7 @@ class Publisher:
             return None
         unavailable = BrokerUnavailable(f"not acknowledged: {future.exception}")
         unavailable.__cause__ = future.exception
+        self._discard(self._producer)
         return unavailable
 
     def acknowledged(self, sending: Sending, *,
@@ -210,7 +212,30 @@ class Publisher:
                 outcomes.append(None)
         if sending.failed is not None:
             outcomes.extend([sending.failed] * (sending.count - len(futures)))
+        if any(outcome is not None for outcome in outcomes):
+            self._discard(sending.producer)
         return outcomes
+
+    def _discard(self, producer: KafkaProducer | None) -> None:
+        """Drop a producer that failed to get an acknowledgement; the next call builds anew.
+
+        An idempotent kafka-python 3.0 producer whose batches expired while the
+        brokers were away can stay wedged once they are back (every flush times
+        out): the broker-fault tests saw the API answer 503 for good. Only the
+        current producer is dropped, so concurrent failures do not drop its successor.
+        """
+        if producer is None:
+            return
+        with self._lock:
+            if producer is not self._producer:
+                return
+            self._producer = None
+            self._warm = set()
+        if self._owned:
+            try:
+                producer.close(timeout=0)
+            except KafkaError as exc:
+                self.log.debug("publisher.discard_incomplete", error=type(exc).__name__)
 
     def ready(self, timeout_s: float = 1.0) -> bool:
         """True when a bootstrap server accepts a connection and the producer is built.
