@@ -226,14 +226,15 @@ class Publisher:
         """
         if producer is None:
             return
+        stale: Any = producer  # mypy narrows an identity check against the attribute
         with self._lock:
-            if producer is not self._producer:
+            if stale is not self._producer:
                 return
             self._producer = None
             self._warm = set()
         if self._owned:
             try:
-                producer.close(timeout=0)
+                stale.close(timeout=0)
             except KafkaError as exc:
                 self.log.debug("publisher.discard_incomplete", error=type(exc).__name__)
 
