@@ -226,15 +226,15 @@ class Publisher:
         """
         if producer is None:
             return
-        stale: Any = producer  # mypy narrows an identity check against the attribute
         with self._lock:
-            if stale is not self._producer:
+            if producer is not self._producer:
                 return
             self._producer = None
             self._warm = set()
-        if self._owned:
+        # "is not None" again: mypy narrows the identity check above to the attribute's type.
+        if self._owned and producer is not None:
             try:
-                stale.close(timeout=0)
+                producer.close(timeout=0)
             except KafkaError as exc:
                 self.log.debug("publisher.discard_incomplete", error=type(exc).__name__)
 
