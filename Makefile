@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test test-kafka lint typecheck unit integration e2e clean
+.PHONY: install run demo bench test test-kafka lint typecheck unit integration e2e clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -23,6 +23,10 @@ run: $(STAMP)
 ## A finite scenario that exits with a summary.
 demo: $(STAMP)
 	$(BIN)/passport-hub demo
+
+## Ingest benchmark: the API against the raw producer, on one broker, in one run.
+bench: $(STAMP)
+	$(BIN)/python -m bench.bench_ingest
 
 ## Lint, type-check and run every test (unit, integration, end to end).
 test: lint typecheck

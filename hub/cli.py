@@ -17,7 +17,7 @@ from hub.components import COMPONENTS, CORE
 from hub.config import Settings
 from hub.errors import HubError
 from hub.monitor import FlowMonitor
-from hub.stack import Stack, StatusLine
+from hub.stack import DEV_API_KEY, Stack, StatusLine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +96,10 @@ def _up(settings: Settings, *, demo: bool, rate: int) -> int:
         if demo:
             stack.supervisor.add("synthetic", ["--forever", "--rate", str(rate)])
         api = f"http://{stack.settings.api_host}:{stack.settings.api_port}"
+        # Only the documented default is shown: a key the user chose is a secret.
+        key = stack.dev_api_key if stack.dev_api_key == DEV_API_KEY else None
         print(f"passport-hub is up: API {api} · broker {stack.settings.kafka_bootstrap_servers}"
+              f"{' · dev API key ' + key if key else ''}"
               f"{' · logs ' + str(stack.run_dir / 'logs') if demo else ''} · Ctrl-C stops",
               flush=True)
         monitor = FlowMonitor(stack.settings) if demo else None
