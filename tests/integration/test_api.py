@@ -350,13 +350,16 @@ class _BrokenPublisher(Publisher):
 
 def test_a_bug_is_a_500_problem_and_nothing_leaks(topics: Settings, readmodel: ReadModel,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    store = AcceptedStore(topics.data_dir / "accepted.sqlite", retention_s=60)
     app = create_app(topics, publisher=_BrokenPublisher(topics),
                      readside=ModelReadSide(readmodel), keyring=KeyRing(None, DEV_KEY),
-                     store=AcceptedStore(topics.data_dir / "accepted.sqlite", retention_s=60),
-                     registry=CollectorRegistry())
-    with serve(app) as base:
-        answer = httpx.post(f"{base}/v1/events", json=enrolment(),
-                            headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=10)
+                     store=store, registry=CollectorRegistry())
+    try:
+        with serve(app) as base:
+            answer = httpx.post(f"{base}/v1/events", json=enrolment(),
+                                headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=10)
+    finally:
+        store.close()
     assert_problem(answer, 500)
     captured = capsys.readouterr()
     logged = captured.out + captured.err  # wherever the test run sends structlog's output

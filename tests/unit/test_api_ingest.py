@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,10 @@ class FakeReadSide:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AcceptedStore:
-    return AcceptedStore(tmp_path / "accepted.sqlite", retention_s=3600)
+def store(tmp_path: Path) -> Iterator[AcceptedStore]:
+    accepted = AcceptedStore(tmp_path / "accepted.sqlite", retention_s=3600)
+    yield accepted
+    accepted.close()
 
 
 def enrolment(siren: str, event_id: str, name: str = "Boulangerie") -> EventModel:
