@@ -191,6 +191,15 @@ class Publisher:
         self._discard(self._producer)
         return unavailable
 
+    def timed_out(self, seconds: float) -> BrokerUnavailable:
+        """A record handed over by ``send_now`` got no answer in time: start over.
+
+        The client that took it may be the wedged kind ``_discard`` explains; the
+        next record goes through a fresh one.
+        """
+        self._discard(self._producer)
+        return BrokerUnavailable(f"not acknowledged within {seconds} s")
+
     def acknowledged(self, sending: Sending, *,
                      flush: bool = True) -> list[BrokerUnavailable | None]:
         """Wait for the records sent (the second half of ``publish_records``)."""

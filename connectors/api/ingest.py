@@ -43,6 +43,8 @@ class EventWriter(Protocol):
 
     def outcome(self, future: Any) -> BrokerUnavailable | None: ...
 
+    def timed_out(self, seconds: float) -> BrokerUnavailable: ...
+
     def publish_records(self, records: Sequence[Record], *,
                         flush: bool = True) -> list[BrokerUnavailable | None]: ...
 
@@ -312,7 +314,7 @@ class Ingest:
         try:
             await asyncio.wait_for(settled, self._ack_timeout_s)
         except TimeoutError:
-            return BrokerUnavailable(f"not acknowledged within {self._ack_timeout_s} s")
+            return self.publisher.timed_out(self._ack_timeout_s)
         return self.publisher.outcome(future)
 
 

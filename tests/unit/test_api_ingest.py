@@ -53,6 +53,9 @@ class FakeWriter:
     def outcome(self, future: Any) -> BrokerUnavailable | None:
         raise AssertionError("send_now never gives a future")
 
+    def timed_out(self, seconds: float) -> BrokerUnavailable:
+        raise AssertionError("send_now never gives a future to time out")
+
     def publish_records(self, records: Sequence[Record], *,
                         flush: bool = True) -> list[BrokerUnavailable | None]:
         return self.acknowledged(self.send_records(records), flush=flush)
