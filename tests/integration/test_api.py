@@ -96,14 +96,6 @@ class Api:
         return self.client.get(path, headers=self.headers(key), **kwargs)
 
 
-@pytest.fixture
-def readmodel(topics: Settings, tmp_path: Path) -> Iterator[ReadModel]:
-    model = ReadModel(topics, tmp_path / "readmodel.sqlite", poll_timeout_ms=100)
-    model.start()
-    yield model
-    model.stop()
-
-
 @contextmanager
 def running(settings: Settings, readmodel: ReadModel, tmp_path: Path, *,
             dev_key: str | None = DEV_KEY, store_path: Path | None = None) -> Iterator[Api]:
@@ -122,12 +114,6 @@ def running(settings: Settings, readmodel: ReadModel, tmp_path: Path, *,
     finally:
         publisher.close()
         store.close()
-
-
-@pytest.fixture
-def api(topics: Settings, readmodel: ReadModel, tmp_path: Path) -> Iterator[Api]:
-    with running(topics, readmodel, tmp_path) as api:
-        yield api
 
 
 def enrolment(**fields: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,20 +27,6 @@ from tests.integration.test_api import (
 from tests.integration.test_readmodel import lead_datum, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
-
-
-@pytest.fixture
-def readmodel(topics: Settings, tmp_path: Path) -> Iterator[ReadModel]:
-    model = ReadModel(topics, tmp_path / "readmodel.sqlite", poll_timeout_ms=100)
-    model.start()
-    yield model
-    model.stop()
-
-
-@pytest.fixture
-def api(topics: Settings, readmodel: ReadModel, tmp_path: Path) -> Iterator[Api]:
-    with running(topics, readmodel, tmp_path) as api:
-        yield api
 
 
 def _now() -> str:

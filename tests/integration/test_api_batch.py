@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,20 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
 
 # SIRENs that pass their Luhn check.
 SIRENS = ("732829320", "552100554", "542065479", "443061841", "383474814")
-
-
-@pytest.fixture
-def readmodel(topics: Settings, tmp_path: Path) -> Iterator[ReadModel]:
-    model = ReadModel(topics, tmp_path / "readmodel.sqlite", poll_timeout_ms=100)
-    model.start()
-    yield model
-    model.stop()
-
-
-@pytest.fixture
-def api(topics: Settings, readmodel: ReadModel, tmp_path: Path) -> Iterator[Api]:
-    with running(topics, readmodel, tmp_path) as api:
-        yield api
 
 
 def with_id(event: dict[str, Any]) -> dict[str, Any]:
