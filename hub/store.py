@@ -83,23 +83,34 @@ class Txn:
             (topic, key, value, encoded))
 
 
+def connect(path: Path, *, durable: bool, schema: str = "",
+            what: str = "database") -> sqlite3.Connection:
+    """An autocommit WAL connection to ``path``, its schema applied; ``StoreError`` if unusable.
+
+    ``durable=False`` (synchronous=OFF) is for files rebuilt from the topics, where a
+    lost last commit costs nothing. check_same_thread is off: the owners hand the
+    connection between threads, and sqlite3 serialises access with its own mutex.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
+        if schema:
+            conn.executescript(schema)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {what} {path}: {exc}") from exc
+    return conn
+
+
 class Store:
     """One SQLite file per component instance (WAL; one writer: the processor thread)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
-            # check_same_thread=False: the relay may run on the loop's thread or a
-            # stop handler's; sqlite3 serialises access through its own mutex.
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            # WAL + synchronous=NORMAL survives a process kill (the -9 we test);
-            # FULL would only add safety against power loss, at a large cost.
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open state store {path}: {exc}") from exc
+        # WAL + synchronous=NORMAL survives a process kill (the -9 we test); FULL
+        # would only add safety against power loss, at a large cost.
+        self._conn = connect(path, durable=True, schema=_SCHEMA, what="state store")
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from hub import logs
 from hub.errors import StoreError
+from hub.store import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted (
@@ -259,8 +260,5 @@ class AcceptedStore:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-    conn.execute("PRAGMA journal_mode=WAL")
     # Losing the last commits on a power cut costs a duplicate that readers drop.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+    return connect(path, durable=True, what="idempotency store")

@@ -8,12 +8,11 @@ applies the next one.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.errors import StoreError
+from hub.store import connect
 from services.readmodel import views
 
 _SCHEMA = """
@@ -51,16 +50,8 @@ class Writer:
     """The read model's single writer connection."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # check_same_thread off: created by start(), then used only by the materialiser.
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # A read model is rebuilt from its topics, so a lost last commit costs nothing.
-            self._conn.execute("PRAGMA synchronous=OFF")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open read model {path}: {exc}") from exc
+        # A read model is rebuilt from its topics, so a lost last commit costs nothing.
+        self._conn = connect(path, durable=False, schema=_SCHEMA, what="read model")
 
     def apply(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Upsert (record name, datum) pairs in order, in one transaction; return how many changed.
