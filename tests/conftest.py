@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ from hub.broker import EmbeddedBroker
 from hub.config import Settings
 
 
-@pytest.fixture(scope="session")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of the session's broker (started here if none is configured)."""
+@contextmanager
+def broker_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The configured broker, or an embedded one started (and stopped) here."""
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
         yield configured
@@ -28,6 +29,13 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     with EmbeddedBroker(log_path=log) as broker:
         yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of the session's broker (started here if none is configured)."""
+    with broker_for_tests(tmp_path_factory) as address:
+        yield address
 
 
 @pytest.fixture
