@@ -15,12 +15,49 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.coordinator.base import BaseCoordinator
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub import logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from schemas.catalog import CATALOG, Topic
+
+
+def _keep_finished_joins() -> None:
+    """Work around a kafka-python 3.0.12 race that can keep a consumer out of its group.
+
+    ``BaseCoordinator.join_group_async`` runs JoinGroup then SyncGroup as one task
+    and, when a ``poll`` gives up waiting, re-awaits the task at the next poll.
+    But the task keeps running on the client's IO thread between polls; if it
+    finishes there, the next poll sees a *done* task, throws its assignment away
+    and starts another JoinGroup. On a broker whose joins take a fixed time (the
+    embedded one: 3 s) a caller with a steady poll rhythm can lose every round:
+    joins of 60 s and more, or never, were measured (CI, and
+    ``tests/integration/test_group_join.py``). Here a task that finished with an
+    assignment is handed back as a fresh, pending task that yields the same
+    result, so the library's own success path consumes it.
+    """
+    original = BaseCoordinator.join_group_async
+    if getattr(original, "_keeps_finished_joins", False):
+        return
+
+    async def join_group_async(self: Any, timeout_ms: int | None = None) -> Any:
+        task = self._join_task
+        if task is not None and task.is_done and task.exception is None:
+            assignment = task.value
+
+            async def replay() -> Any:
+                return assignment
+
+            self._join_task = self._manager.call_soon(replay)
+        return await original(self, timeout_ms)
+
+    join_group_async._keeps_finished_joins = True  # type: ignore[attr-defined]
+    BaseCoordinator.join_group_async = join_group_async
+
+
+_keep_finished_joins()
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

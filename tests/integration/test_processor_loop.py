@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,25 +19,10 @@ from hub.reader import TopicReader
 from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
-from tests.conftest import broker_for_tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SIRENS = ("732829320", "542051180", "552100554")
-
-
-@pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """This module's own embedded broker (unless one is configured).
-
-    Late in a full run, on the session's embedded broker (by then holding hundreds
-    of topics and groups), the restarted loop sometimes never received its record
-    within two minutes; alone it always passes. The cause is not yet understood:
-    see the session note. Apache Kafka runs (make test-kafka) share one broker.
-    """
-    with broker_for_tests(tmp_path_factory) as address:
-        yield address
-
 
 
 class CountingProcessor:
@@ -95,8 +80,7 @@ def _restarted(settings: Settings, store: Store, processor: CountingProcessor) -
     """A loop on the same store under a NEW consumer group.
 
     The store, not the group, says where to resume, and a fresh group (which would
-    otherwise start from the beginning) proves it. It also avoids rejoining the same
-    group, which kafka-python 3.0 can take from 3 s to over a minute to do.
+    otherwise start from the beginning) proves it.
     """
     fresh = settings.model_copy(update={"group_prefix": f"{settings.group_prefix}-again"})
     return _loop(fresh, store, processor)
