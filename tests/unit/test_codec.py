@@ -61,6 +61,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "modules_completed": ["website-create", "website-traffic", "email-pro"],
         "passport_issued_at": AT, "consent_share_with_resellers": True, "offer_requests": 2,
         "leads_requested": 1, "input_offsets": {"pn.training.v1/3": 1042, "pn.enrolments.v1/3": 7},
+        "replay_from": {"pn.training.v1/3": 1040, "pn.enrolments.v1/3": 7},
+        "contact_email": "contact@boulangerie-martin.fr", "enrolled_at": AT,
+        "consent_withdrawn": False, "erased": False,
+        "modules": [{"module_id": "website-create", "completed_at": AT}],
+        "offers": [{"event_id": "o-1", "occurred_at": AT, "category": "e-commerce",
+                    "outcome": "lead_requested", "lead_id": "lead-1"}],
+        "feedback": [{"event_id": "f-1", "module_id": "website-create", "trainer_org": "acme",
+                      "delegation": "78", "score": 4}],
+        "applied_event_ids": ["o-1", "f-1"],
+        "parked": [{"record": "ModuleCompleted", "datum_json": "{}"}],
     },
     "LeadRequested": {
         **ENVELOPE, "lead_id": "lead-1", "siren": "732829320", "name": "Boulangerie Martin",
@@ -353,7 +363,7 @@ def test_registry_lookups(codec: Codec) -> None:
     assert registry.by_fingerprint(current.fingerprint) is current
     assert registry.version("LeadAssigned", 1) is current
     assert len(registry.records()) == 12
-    assert len(registry.schemas()) == 14  # BusinessEnrolled and ResellerProfile have a v2
+    assert len(registry.schemas()) == 15  # BusinessEnrolled, ResellerProfile, PassportSnapshot: v2
     with pytest.raises(UnknownSchemaError):
         registry.current("Nope")
     with pytest.raises(UnknownSchemaError):

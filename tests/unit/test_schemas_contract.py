@@ -53,6 +53,10 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("region", "string"), ("naf", OPT), ("state", "string"), ("modules_completed", "array"),
         ("passport_issued_at", OPT), ("consent_share_with_resellers", "boolean"),
         ("offer_requests", "int"), ("leads_requested", "int"), ("input_offsets", "map"),
+        ("replay_from", "map"), ("contact_email", OPT), ("enrolled_at", OPT),
+        ("consent_withdrawn", "boolean"), ("erased", "boolean"), ("modules", "array"),
+        ("offers", "array"), ("feedback", "array"), ("applied_event_ids", "array"),
+        ("parked", "array"),
     ],
     "LeadRequested": [
         ("lead_id", "string"), ("siren", "string"), ("name", "string"),
@@ -72,7 +76,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "TrainingSessionAttended": {"attended": True},
     "PassportSnapshot": {
         "consent_share_with_resellers": False, "offer_requests": 0, "leads_requested": 0,
-        "input_offsets": {}, "passport_issued_at": None,
+        "input_offsets": {}, "passport_issued_at": None, "replay_from": {},
+        "contact_email": None, "enrolled_at": None, "consent_withdrawn": False, "erased": False,
+        "modules": [], "offers": [], "feedback": [], "applied_event_ids": [], "parked": [],
     },
     "BusinessEnrolled": {"consent_share_with_resellers": False},
 }
