@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     api_idempotency_days: float = Field(default=7.0, gt=0)
     """How long the API remembers an accepted event id (a retry after that is published again)."""
 
+    parked_ttl_hours: float = Field(default=14 * 24.0, gt=0)
+    """How long a training or offer event waits for its business's enrolment before
+    the passport service dead-letters it (stage ``expire``)."""
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Stage = Literal["decode", "validate", "apply", "ingest"]
+Stage = Literal["decode", "validate", "apply", "ingest", "expire"]
 
 #: Header names, the contract with ops tooling (``passport-hub dlq``).
 SOURCE_TOPIC = "dlq.source.topic"

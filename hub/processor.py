@@ -35,7 +35,7 @@ from hub import deadletter, kafka, logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
-from hub.store import Store, Txn
+from hub.store import OutboxRecord, Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
@@ -91,6 +91,19 @@ class Processor(Protocol):
         ...
 
 
+class Restorer(Protocol):
+    """Rebuilds a processor's state for partitions it is assigned (the shell's I/O part)."""
+
+    checkpoints: tuple[str, ...]
+    """Catalog topics the state is restored from. The relay never lets a record
+    of these overtake an earlier record of another topic: a checkpoint on the
+    broker implies everything emitted before it is there too."""
+
+    def restore(self, store: Store, partitions: Sequence[int]) -> None:
+        """Make the store's state and positions for ``partitions`` current (may read topics)."""
+        ...
+
+
 @dataclass
 class _Positions:
     """Next offsets seen in the current batch, per physical (topic, partition)."""
@@ -106,6 +119,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
         self._loop.log.info("partitions.revoked", partitions=_names(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self._loop.restore(assigned)
         self._loop.seek_to_stored(assigned)
 
 
@@ -118,9 +132,13 @@ class ProcessorLoop:
 
     def __init__(self, processor: Processor, *, settings: Settings, store: Store,
                  registry: CollectorRegistry, codec: Codec | None = None,
-                 before_poll: Callable[[], None] | None = None) -> None:
+                 before_poll: Callable[[], None] | None = None,
+                 restorer: Restorer | None = None) -> None:
         self.processor = processor
         self._before_poll = before_poll
+        self._restorer = restorer
+        self._checkpoints = frozenset(
+            settings.topic(name) for name in (restorer.checkpoints if restorer else ()))
         self.settings = settings
         self.store = store
         self.codec = codec or Codec.default()
@@ -240,12 +258,7 @@ class ProcessorLoop:
         total = 0
         while pending := self.store.pending():
             try:
-                producer = self._client()
-                futures = [producer.send(rec.topic, key=rec.key, value=rec.value,
-                                         headers=rec.headers or None) for rec in pending]
-                producer.flush(timeout=self.settings.produce_timeout_s)
-                for future in futures:
-                    future.get(timeout=0)
+                self._send_in_order(self._client(), pending)
             except (KafkaError, BrokerUnavailable) as exc:
                 self.log.warning("outbox.relay_failed", error=type(exc).__name__,
                                  pending=len(pending))
@@ -259,6 +272,25 @@ class ProcessorLoop:
             total += len(pending)
         self.metrics.outbox_pending.labels(self.processor.name).set(0)
         return total
+
+    def _send_in_order(self, producer: KafkaProducer, pending: Sequence[OutboxRecord]) -> None:
+        """Send and await ``pending``; a checkpoint waits for the records before it."""
+        futures: list[Any] = []
+        unsettled = False  # records of other topics sent since the last wait
+        for rec in pending:
+            checkpoint = rec.topic in self._checkpoints
+            if checkpoint and unsettled:
+                self._settle(producer, futures)
+                futures, unsettled = [], False
+            futures.append(producer.send(rec.topic, key=rec.key, value=rec.value,
+                                         headers=rec.headers or None))
+            unsettled = unsettled or not checkpoint
+        self._settle(producer, futures)
+
+    def _settle(self, producer: KafkaProducer, futures: Sequence[Any]) -> None:
+        producer.flush(timeout=self.settings.produce_timeout_s)
+        for future in futures:
+            future.get(timeout=0)
 
     def _client(self) -> KafkaProducer:
         if self._producer is None:
@@ -280,6 +312,20 @@ class ProcessorLoop:
                 self.log.debug("producer.close_failed", error=type(exc).__name__)
 
     # -- positions ---------------------------------------------------------------------------
+
+    def restore(self, assigned: Iterable[TopicPartition]) -> None:
+        """Let the restorer bring the assigned partitions' state up to date.
+
+        Runs inside the rebalance callback: the group waits for it, so a restore
+        longer than ``max_poll_interval_ms`` costs the member its place (raise that
+        setting for very large states; docs/operations.md).
+        """
+        if self._restorer is None:
+            return
+        partitions = sorted({tp.partition for tp in assigned})
+        if partitions:
+            self.relay()  # what this instance still owes the topics goes first
+            self._restorer.restore(self.store, partitions)
 
     def seek_to_stored(self, assigned: Iterable[TopicPartition]) -> None:
         """Resume every assigned partition where the store says, or from its beginning."""

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from hub import kafka, logs, metrics
 from hub.config import Settings
-from hub.processor import Processor, ProcessorLoop, store_path
+from hub.processor import Processor, ProcessorLoop, Restorer, store_path
 from hub.store import Store
 
 
@@ -38,6 +38,8 @@ class Wiring:
     """Called before every poll, outside the store transaction (e.g. refresh a table)."""
     close: Callable[[], None] | None = None
     """Called once after the loop stopped."""
+    restorer: Restorer | None = None
+    """Rebuilds state for assigned partitions from the topics (processor.Restorer)."""
 
 
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
@@ -52,7 +54,7 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     kafka.ensure_topics(settings)
     with Store(store_path(settings, processor.name, instance)) as store:
         loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
-                             before_poll=wiring.before_poll)
+                             before_poll=wiring.before_poll, restorer=wiring.restorer)
         install_stop_handlers(loop.stop)
         loop.start()
         try:

@@ -66,6 +66,17 @@ class Txn:
             "partition = excluded.partition",
             (ns, key, partition, json.dumps(value, separators=(",", ":"))))
 
+    def items(self, ns: str) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a namespace, in key order."""
+        rows = self._conn.execute("SELECT key, value FROM state WHERE ns = ? ORDER BY key", (ns,))
+        for key, value in rows.fetchall():
+            yield key, json.loads(value)
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget the state and the input positions of one partition number."""
+        self._conn.execute("DELETE FROM state WHERE partition = ?", (partition,))
+        self._conn.execute("DELETE FROM positions WHERE partition = ?", (partition,))
+
     def delete(self, ns: str, key: str) -> None:
         self._conn.execute("DELETE FROM state WHERE ns = ? AND key = ?", (ns, key))
 
@@ -146,9 +157,9 @@ class Store:
         self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
 
     def drop_partition(self, partition: int) -> None:
-        """Forget the state owned by one input partition (it moved to another instance)."""
-        with self.transaction():
-            self._conn.execute("DELETE FROM state WHERE partition = ?", (partition,))
+        """Forget the state and positions of one input partition (it moved elsewhere)."""
+        with self.transaction() as txn:
+            txn.drop_partition(partition)
 
     def close(self) -> None:
         self._conn.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from hub.config import Settings
 from hub.service import Wiring, run_processor
 from services.passport.processor import PassportProcessor
+from services.passport.restore import PassportRestorer
 
 
 def build(settings: Settings) -> Wiring:
-    """The passport service's wiring (it needs nothing but its store, which the loop owns)."""
-    del settings  # nothing to configure yet; the signature is run_processor's
-    return Wiring(PassportProcessor())
+    """The passport service's wiring: the processor, and its restore from the passport topic."""
+    processor = PassportProcessor(parked_ttl_ms=int(settings.parked_ttl_hours * 3_600_000))
+    return Wiring(processor, restorer=PassportRestorer(settings))
 
 
 def main() -> None:

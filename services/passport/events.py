@@ -91,6 +91,8 @@ class Feedback:
     siren: str
     module_id: str
     score: int
+    trainer_org: str | None = None
+    delegation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,8 @@ _BUILDERS: Mapping[str, _Builder] = {
     "ModuleCompleted": lambda r, d, i, t, s: ModuleDone(i, t, s, _module(r, d)),
     "OfferRequested": lambda r, d, i, t, s: OfferAsked(i, t, s, _category(d)),
     "TrainingSessionAttended": lambda r, d, i, t, s: Attended(i, t, s, _module(r, d)),
-    "TrainingFeedback": lambda r, d, i, t, s: Feedback(i, t, s, _module(r, d), int(d["score"])),
+    "TrainingFeedback": lambda r, d, i, t, s: Feedback(i, t, s, _module(r, d), int(d["score"]),
+                                                       d.get("trainer_org"), d.get("delegation")),
     "ConsentWithdrawn": lambda r, d, i, t, s: ConsentOff(i, t, s),
     "ErasureRequested": lambda r, d, i, t, s: Erasure(i, t, s),
 }

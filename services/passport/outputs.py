@@ -1,48 +1,104 @@
-"""The records the passport emits, as Avro datums: passport snapshots and lead requests."""
+"""The records the passport emits, as Avro datums: passport snapshots and lead requests.
+
+A snapshot carries the whole state, and ``restore`` reads it back: the compacted
+passport topic is what a new owner of a partition rebuilds its state from.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from hub.ids import derive
-from services.passport.events import from_millis
-from services.passport.rules import Lead, Passport
+from services.passport.events import from_millis, millis
+from services.passport.rules import Lead, Offer, Parked, Passport, Profile, Score
 
 SOURCE = "passport"
 
 
-def snapshot_id(siren: str, topic: str, partition: int, offset: int) -> str:
-    """A snapshot's event id: the business and the last input record it reflects."""
-    return derive(f"{siren}@{topic}/{partition}/{offset}", "snapshot")
+def snapshot_id(siren: str, where: str) -> str:
+    """A snapshot's event id: the business and the last input it reflects."""
+    return derive(f"{siren}@{where}", "snapshot")
 
 
-def snapshot(passport: Passport, *, event_id: str,
-             input_offsets: Mapping[str, int]) -> dict[str, Any]:
-    """The ``PassportSnapshot`` datum of an enrolled business's passport."""
+def snapshot(passport: Passport, *, event_id: str, input_offsets: Mapping[str, int],
+             replay_from: Mapping[str, int]) -> dict[str, Any]:
+    """The ``PassportSnapshot`` datum of a passport: its whole state (see ``restore``).
+
+    A business known only by parked events gets one too (state
+    ``awaiting_enrolment``, empty name and place), so a takeover keeps them.
+    """
     profile = passport.profile
-    if profile is None or passport.last_event_at is None:
-        raise ValueError(f"passport {passport.siren} is not enrolled: no snapshot")
+    if passport.last_event_at is None:
+        raise ValueError(f"passport {passport.siren} has seen no event: no snapshot")
     issued_at = passport.issued_at
     return {
         "event_id": event_id,
         # The latest event time the passport reflects: no clock is read here.
         "occurred_at": from_millis(passport.last_event_at),
         "source": SOURCE,
-        "schema_version": 1,
         "siren": passport.siren,
-        "name": profile.name,
-        "departement": profile.departement,
-        "region": profile.region,
-        "naf": profile.naf,
+        "name": "" if profile is None else profile.name,
+        "departement": "" if profile is None else profile.departement,
+        "region": "" if profile is None else profile.region,
+        "naf": None if profile is None else profile.naf,
         "state": passport.status,
         "modules_completed": list(passport.modules_completed),
         "passport_issued_at": None if issued_at is None else from_millis(issued_at),
-        "consent_share_with_resellers": profile.consent,
+        "consent_share_with_resellers": passport.consents,
         "offer_requests": passport.offer_requests,
         "leads_requested": passport.leads_requested,
         "input_offsets": dict(input_offsets),
+        "replay_from": dict(replay_from),
+        "contact_email": None if profile is None else profile.contact_email,
+        "enrolled_at": None if profile is None else from_millis(profile.as_of),
+        "enrolment_id": None if profile is None else profile.enrolment_id,
+        "consent_withdrawn": passport.consent_withdrawn,
+        "erased": passport.erased,
+        "modules": [{"module_id": module, "completed_at": from_millis(at)}
+                    for module, at in sorted(passport.modules.items())],
+        "offers": [{"event_id": o.event_id, "occurred_at": from_millis(o.occurred_at),
+                    "category": o.category, "outcome": o.decision, "lead_id": o.lead_id}
+                   for o in passport.offers],
+        "feedback": [{"event_id": f.event_id, "module_id": f.module_id,
+                      "trainer_org": f.trainer_org, "delegation": f.delegation,
+                      "score": f.score} for f in passport.feedback],
+        "applied_event_ids": sorted(passport.applied),
+        "parked": [{"record": p.record, "datum_json": json.dumps(dict(p.datum), sort_keys=True)}
+                   for p in passport.parked],
     }
+
+
+def restore(datum: Mapping[str, Any]) -> Passport:
+    """The passport state a ``PassportSnapshot`` datum (v2) carries: ``snapshot``'s inverse."""
+    enrolled_at = datum["enrolled_at"]
+    profile = None if enrolled_at is None or datum["state"] == "awaiting_enrolment" else Profile(
+        name=datum["name"],
+        departement=datum["departement"],
+        region=datum["region"],
+        naf=datum["naf"],
+        contact_email=datum["contact_email"],
+        # The snapshot's flag is the consent net of withdrawal; the profile keeps the
+        # enrolment's own, which only matters while neither flag below is set.
+        consent=bool(datum["consent_share_with_resellers"]),
+        as_of=millis(enrolled_at),
+        enrolment_id=datum["enrolment_id"] or "",
+    )
+    return Passport(
+        siren=datum["siren"],
+        profile=profile,
+        modules={m["module_id"]: millis(m["completed_at"]) for m in datum["modules"]},
+        offers=tuple(Offer(o["event_id"], millis(o["occurred_at"]), o["category"],
+                           o["outcome"], o["lead_id"]) for o in datum["offers"]),
+        feedback=tuple(Score(f["event_id"], f["module_id"], f["trainer_org"], f["delegation"],
+                             f["score"]) for f in datum["feedback"]),
+        applied=frozenset(datum["applied_event_ids"]),
+        parked=tuple(Parked(p["record"], json.loads(p["datum_json"])) for p in datum["parked"]),
+        last_event_at=millis(datum["occurred_at"]),
+        consent_withdrawn=bool(datum["consent_withdrawn"]),
+        erased=bool(datum["erased"]),
+    )
 
 
 def lead_requested(lead: Lead) -> dict[str, Any]:

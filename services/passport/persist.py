@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.passport.rules import Parked, Passport, Profile
+from services.passport.rules import Offer, Parked, Passport, Profile, Score
 
 
 def dump(passport: Passport) -> dict[str, Any]:
@@ -20,14 +20,16 @@ def dump(passport: Passport) -> dict[str, Any]:
             "contact_email": profile.contact_email,
             "consent": profile.consent,
             "as_of": profile.as_of,
+            "enrolment_id": profile.enrolment_id,
         },
         "modules": dict(sorted(passport.modules.items())),
-        "offer_requests": passport.offer_requests,
-        "leads_requested": passport.leads_requested,
+        "offers": [[o.event_id, o.occurred_at, o.category, o.decision, o.lead_id]
+                   for o in passport.offers],
+        "feedback": [[f.event_id, f.module_id, f.trainer_org, f.delegation, f.score]
+                     for f in passport.feedback],
         "applied": sorted(passport.applied),
         "parked": [{"record": p.record, "datum": dict(p.datum)} for p in passport.parked],
         "last_event_at": passport.last_event_at,
-        "last_ineligible_reason": passport.last_ineligible_reason,
         "consent_withdrawn": passport.consent_withdrawn,
         "erased": passport.erased,
     }
@@ -46,15 +48,14 @@ def load(value: dict[str, Any]) -> Passport:
             contact_email=profile["contact_email"],
             consent=profile["consent"],
             as_of=profile["as_of"],
+            enrolment_id=profile.get("enrolment_id", ""),
         ),
         modules={str(k): int(v) for k, v in value["modules"].items()},
-        offer_requests=value["offer_requests"],
-        leads_requested=value["leads_requested"],
+        offers=tuple(Offer(*o) for o in value.get("offers", ())),
+        feedback=tuple(Score(*f) for f in value.get("feedback", ())),
         applied=frozenset(value["applied"]),
         parked=tuple(Parked(p["record"], p["datum"]) for p in value["parked"]),
         last_event_at=value["last_event_at"],
-        last_ineligible_reason=value["last_ineligible_reason"],
-        # .get: states stored before these flags existed read as "never happened".
         consent_withdrawn=bool(value.get("consent_withdrawn", False)),
         erased=bool(value.get("erased", False)),
     )

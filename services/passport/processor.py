@@ -2,15 +2,21 @@
 
 Per batch, each touched business is read from the store once, gets its events in
 batch order, is written back once, and yields ONE snapshot however many of its
-events the batch held (coalescing: DESIGN.md, Performance notes). The store also
-keeps, per input partition number, the next offset of each co-partitioned input
-topic; every snapshot carries that map, so a restore from the compacted passport
-topic knows which input it reflects.
+events the batch held (coalescing: DESIGN.md, Performance notes). The snapshot
+is the business's whole state; it carries, for its input partition number, the
+positions after the batch (``input_offsets``) and where the batch began
+(``replay_from``): a new owner of the partition restores the snapshots and
+replays from the latest one's ``replay_from`` (services/passport/restore.py).
+
+Parked events (waiting for their enrolment) older than the configured bound go
+to the dead letters (stage ``expire``); the sweep looks at an index of parked
+businesses at most once a minute of the injected clock, as batches come.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +26,21 @@ from hub.store import Txn
 from schemas import catalog
 from services.passport import events, outputs, persist, rules
 from services.passport.events import InvalidEventError
-from services.passport.rules import Passport
+from services.passport.rules import Parked, Passport
 
-#: Store namespaces: one passport per SIREN; input offsets per partition number.
+#: Store namespaces: one passport per SIREN; input offsets per partition number;
+#: the id of the last snapshot emitted per partition; SIREN -> oldest parked event time.
 PASSPORTS_NS = "passport"
 OFFSETS_NS = "passport-offsets"
+LAST_SNAPSHOT_NS = "passport-last-snapshot"
+PARKED_NS = "passport-parked"
+
+#: How often (injected clock, ms) the parked index is swept for expired events.
+SWEEP_EVERY_MS = 60_000
+
+
+class ParkedTooLongError(InvalidEventError):
+    """An event waited for its business's enrolment longer than the bound."""
 
 
 @dataclass(slots=True)
@@ -34,7 +50,8 @@ class _Touched:
     before: Passport
     now: Passport
     partition: int
-    last: Inbound
+    last: Inbound | None
+    """The last input applied to it in this batch (None if only the sweep touched it)."""
 
 
 class PassportProcessor:
@@ -43,17 +60,22 @@ class PassportProcessor:
     name = "passport"
     inputs: tuple[str, ...] = (catalog.ENROLMENTS, catalog.TRAINING, catalog.OFFER_REQUESTS)
 
-    def __init__(self) -> None:
+    def __init__(self, *, parked_ttl_ms: int = 14 * 86_400_000,
+                 clock: Callable[[], int] | None = None) -> None:
         self.log = logs.get().bind(component=self.name)
+        self.parked_ttl_ms = parked_ttl_ms
+        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._next_sweep = 0
 
     def apply(self, state: Txn, batch: Sequence[Inbound]) -> list[Emit]:
         """Apply a batch; return the leads, one snapshot per changed business, the rejects."""
         touched: dict[str, _Touched] = {}
         offsets: dict[int, dict[str, int]] = {}
+        starts: dict[int, dict[str, int]] = {}
         rejected: list[Emit] = []
         leads: list[Emit] = []
         for inbound in batch:
-            self._advance(state, offsets, inbound)
+            self._advance(state, offsets, starts, inbound)
             try:
                 event = events.parse_inbound(inbound.topic, inbound.record, inbound.key,
                                              inbound.datum)
@@ -69,34 +91,85 @@ class PassportProcessor:
                                       outputs.lead_requested(lead)))
                 self.log.debug("lead.requested", siren=lead.siren, lead_id=lead.lead_id,
                                category=lead.category)
+        rejected.extend(self._sweep(state, touched))
         for partition, positions in offsets.items():
             state.put(OFFSETS_NS, str(partition), positions, partition=partition)
-        snapshots = [self._save(state, siren, entry, offsets[entry.partition])
+        snapshots = [self._save(state, siren, entry, offsets, starts)
                      for siren, entry in touched.items() if entry.now != entry.before]
-        return [*leads, *(s for s in snapshots if s is not None), *rejected]
+        return [*leads, *snapshots, *rejected]
 
     @staticmethod
-    def _advance(state: Txn, offsets: dict[int, dict[str, int]], inbound: Inbound) -> None:
+    def _advance(state: Txn, offsets: dict[int, dict[str, int]],
+                 starts: dict[int, dict[str, int]], inbound: Inbound) -> None:
         positions = offsets.get(inbound.partition)
         if positions is None:
             positions = dict(state.get(OFFSETS_NS, str(inbound.partition)) or {})
             offsets[inbound.partition] = positions
-        positions[f"{inbound.topic}/{inbound.partition}"] = inbound.offset + 1
+            starts[inbound.partition] = dict(positions)
+        where = f"{inbound.topic}/{inbound.partition}"
+        starts[inbound.partition].setdefault(where, inbound.offset)
+        positions[where] = inbound.offset + 1
+
+    def _sweep(self, state: Txn, touched: dict[str, _Touched]) -> list[Emit]:
+        """Dead-letter the parked events older than the bound (once a minute at most)."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return []
+        self._next_sweep = now + SWEEP_EVERY_MS
+        older_than = now - self.parked_ttl_ms
+        out: list[Emit] = []
+        for siren, since in list(state.items(PARKED_NS)):
+            if int(since["at"]) >= older_than:
+                continue
+            entry = touched.get(siren) or self._load_stored(state, siren, int(since["partition"]))
+            entry.now, gone = rules.expire(entry.now, older_than)
+            touched[siren] = entry
+            for parked in gone:
+                out.append(Rejected(_parked_inbound(parked, siren, entry.partition),
+                                    ParkedTooLongError(
+                                        f"{parked.record} waited more than "
+                                        f"{self.parked_ttl_ms // 3_600_000} h for the enrolment "
+                                        f"of {siren}"), "expire"))
+            self.log.info("parked.expired", siren=siren, events=len(gone))
+        return out
 
     @staticmethod
     def _load(state: Txn, siren: str, inbound: Inbound) -> _Touched:
+        entry = PassportProcessor._load_stored(state, siren, inbound.partition)
+        entry.last = inbound
+        return entry
+
+    @staticmethod
+    def _load_stored(state: Txn, siren: str, partition: int) -> _Touched:
         stored: dict[str, Any] | None = state.get(PASSPORTS_NS, siren)
         passport = Passport(siren) if stored is None else persist.load(stored)
-        return _Touched(passport, passport, inbound.partition, inbound)
+        return _Touched(passport, passport, partition, None)
 
     def _save(self, state: Txn, siren: str, entry: _Touched,
-              positions: dict[str, int]) -> Outbound | None:
-        state.put(PASSPORTS_NS, siren, persist.dump(entry.now), partition=entry.partition)
+              offsets: dict[int, dict[str, int]], starts: dict[int, dict[str, int]]) -> Outbound:
+        partition = entry.partition
+        state.put(PASSPORTS_NS, siren, persist.dump(entry.now), partition=partition)
+        if entry.now.parked:
+            since = min(p.occurred_at for p in entry.now.parked)
+            state.put(PARKED_NS, siren, {"at": since, "partition": partition},
+                      partition=partition)
+        elif entry.before.parked:
+            state.delete(PARKED_NS, siren)
         if entry.now.issued_at is not None and entry.before.issued_at is None:
-            self.log.info("passport.issued", siren=siren, partition=entry.partition)
-        if entry.now.profile is None:
-            return None  # only parked events so far: nothing to show until enrolment
+            self.log.info("passport.issued", siren=siren, partition=partition)
+        positions = offsets.get(partition) or dict(state.get(OFFSETS_NS, str(partition)) or {})
         last = entry.last
-        event_id = outputs.snapshot_id(siren, last.topic, last.partition, last.offset)
-        datum = outputs.snapshot(entry.now, event_id=event_id, input_offsets=positions)
+        where = (f"{last.topic}/{last.partition}/{last.offset}" if last is not None
+                 else f"expired@{positions}")
+        event_id = outputs.snapshot_id(siren, where)
+        datum = outputs.snapshot(entry.now, event_id=event_id, input_offsets=positions,
+                                 replay_from=starts.get(partition, positions))
+        state.put(LAST_SNAPSHOT_NS, str(partition), event_id, partition=partition)
         return Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum)
+
+
+def _parked_inbound(parked: Parked, siren: str, partition: int) -> Inbound:
+    """An expired parked event as the input record it was (its offset is no longer known)."""
+    topic = next(name for name, records in events.EXPECTED.items() if parked.record in records)
+    return Inbound(topic, partition, -1, siren.encode(), parked.record, dict(parked.datum),
+                   int(parked.datum.get("occurred_at", 0)))

@@ -2,23 +2,30 @@
 
 No I/O and no clock: every time here is an event's ``occurred_at``, so replaying
 the same events gives the same passport and the same leads, whatever the order
-they arrived in within the limits written below.
+they arrived in, within the limits written below.
 
 - A business earns its passport with 3 DISTINCT modules; the issue time is the
   completion time of the third one, computed from each module's earliest
   completion, so late or out-of-order reports give the same issue time.
+  Attendance without completion and feedback count for nothing toward it.
 - An offer request becomes a lead only if the passport was issued at or before
-  the request and the business consented to share its contact data. Eligibility
-  is decided once, when the request is applied: a request that arrives before
-  the training that would have made it eligible stays without a lead.
+  the request and the business consents (latest enrolment) to share its contact
+  data. Every request is kept with its decision. A refused one is judged again
+  whenever the passport or the consent changes, so a request that arrives before
+  the training reports that make it eligible gets its lead all the same, with
+  the same lead id as in order. A lead once requested is never taken back.
+- Consent withdrawal and erasure act from when they are APPLIED, whatever their
+  ``occurred_at``: after them no lead is ever requested, even for an older offer
+  that arrives late (the one place where arrival order matters: privacy wins).
+  Withdrawal is for good (a later enrolment does not turn consent back on);
+  erasure drops the contact data for good and implies withdrawal. The SIREN,
+  the modules, the offers and the counts stay.
 - Events of a business not yet enrolled are parked (as their datums) and applied
-  in ``occurred_at`` order when the enrolment arrives.
+  in ``occurred_at`` order when the enrolment arrives; ``expire`` takes out those
+  parked longer than the operator's bound (they go to the dead letters).
 - An event id already applied (or parked) changes nothing.
-- Attendance and feedback are recorded as applied and count for nothing toward
-  the passport. A consent withdrawal turns consent off for good (a later
-  enrolment does not turn it back on: consent is given again explicitly, by an
-  event the contract does not have yet). An erasure request drops the contact
-  data; the SIREN, the modules and the counts stay.
+- Feedback is kept per business (module, trainer organisation, delegation,
+  score): the read model sums it into the quality referential.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from services.passport.events import (
     Enrolled,
     Erasure,
     Event,
+    Feedback,
     ModuleDone,
     OfferAsked,
 )
@@ -41,8 +49,9 @@ from services.passport.events import (
 #: Distinct modules a business completes to earn its passport (DOMAIN.md).
 MODULES_FOR_PASSPORT = 3
 
-Status = Literal["enrolled", "in_training", "passport_issued"]
+Status = Literal["awaiting_enrolment", "enrolled", "in_training", "passport_issued"]
 IneligibleReason = Literal["no_passport", "no_consent"]
+Decision = Literal["lead_requested", "no_passport", "no_consent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,8 @@ class Profile:
     consent: bool
     as_of: int
     """``occurred_at`` of the enrolment it comes from: an older one never overwrites it."""
+    enrolment_id: str = ""
+    """That enrolment's event id: between two of the same time, the greater id wins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,28 @@ class Parked:
     @property
     def occurred_at(self) -> int:
         return int(self.datum["occurred_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An offer request and what became of it."""
+
+    event_id: str
+    occurred_at: int
+    category: str
+    decision: Decision
+    lead_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One feedback given by the business on a module."""
+
+    event_id: str
+    module_id: str
+    trainer_org: str | None
+    delegation: str | None
+    score: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +132,15 @@ class Passport:
     profile: Profile | None = None
     modules: Mapping[str, int] = field(default_factory=dict)
     """Module id → earliest completion time (epoch ms)."""
-    offer_requests: int = 0
-    leads_requested: int = 0
+    offers: tuple[Offer, ...] = ()
+    """Offer requests in (occurred_at, event id) order, each with its decision."""
+    feedback: tuple[Score, ...] = ()
+    """Feedback in event id order."""
     applied: frozenset[str] = frozenset()
     """Ids of the events applied: a redelivered event is recognised and ignored."""
     parked: tuple[Parked, ...] = ()
     last_event_at: int | None = None
-    """Latest ``occurred_at`` among the applied events."""
-    last_ineligible_reason: IneligibleReason | None = None
+    """Latest ``occurred_at`` among the applied and parked events."""
     consent_withdrawn: bool = False
     erased: bool = False
 
@@ -119,6 +153,8 @@ class Passport:
 
     @property
     def status(self) -> Status:
+        if self.profile is None:
+            return "awaiting_enrolment"
         if self.issued_at is not None:
             return "passport_issued"
         return "in_training" if self.modules else "enrolled"
@@ -127,6 +163,20 @@ class Passport:
     def modules_completed(self) -> tuple[str, ...]:
         """Distinct module ids, in completion order (ties by id, for determinism)."""
         return tuple(sorted(self.modules, key=lambda module: (self.modules[module], module)))
+
+    @property
+    def offer_requests(self) -> int:
+        return len(self.offers)
+
+    @property
+    def leads_requested(self) -> int:
+        return sum(1 for offer in self.offers if offer.decision == "lead_requested")
+
+    @property
+    def consents(self) -> bool:
+        """Whether contact data may go to a reseller now."""
+        return (self.profile is not None and self.profile.consent
+                and not self.consent_withdrawn and not self.erased)
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.applied or any(p.event_id == event_id for p in self.parked)
@@ -150,16 +200,32 @@ def apply(passport: Passport, event: Event, datum: Mapping[str, Any]) -> Outcome
         return _enrol(passport, event)
     if passport.profile is None:
         parked = Parked(event.record, events.to_json(datum))
-        return Outcome(replace(passport, parked=(*passport.parked, parked)))
+        return Outcome(replace(passport, parked=(*passport.parked, parked),
+                               last_event_at=_latest(passport.last_event_at, event.occurred_at)))
     return _apply_enrolled(passport, passport.profile, event)
+
+
+def expire(passport: Passport, older_than: int) -> tuple[Passport, tuple[Parked, ...]]:
+    """Take out the parked events that occurred before ``older_than`` (epoch ms).
+
+    They are remembered as applied, so a redelivery does not park them again.
+    """
+    gone = tuple(p for p in passport.parked if p.occurred_at < older_than)
+    if not gone:
+        return passport, ()
+    kept = tuple(p for p in passport.parked if p.occurred_at >= older_than)
+    return replace(passport, parked=kept,
+                   applied=passport.applied | {p.event_id for p in gone}), gone
 
 
 def _enrol(passport: Passport, event: Enrolled) -> Outcome:
     profile = passport.profile
-    if profile is None or event.occurred_at >= profile.as_of:
+    if profile is None or (event.occurred_at, event.event_id) > (profile.as_of,
+                                                                profile.enrolment_id):
         profile = Profile(event.name, event.departement, event.region, event.naf,
                           None if passport.erased else event.contact_email,
-                          event.consent and not passport.consent_withdrawn, event.occurred_at)
+                          event.consent and not passport.consent_withdrawn, event.occurred_at,
+                          event.event_id)
     waiting = sorted(passport.parked, key=lambda p: (p.occurred_at, p.event_id))
     passport = _applied(replace(passport, profile=profile, parked=()), event)
     leads: list[Lead] = []
@@ -171,7 +237,8 @@ def _enrol(passport: Passport, event: Enrolled) -> Outcome:
         outcome = _apply_enrolled(passport, profile, waiting_event)
         passport = outcome.passport
         leads.extend(outcome.leads)
-    return Outcome(passport, tuple(leads))
+    judged = _rejudge(passport, profile)
+    return Outcome(judged.passport, (*leads, *judged.leads))
 
 
 def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outcome:
@@ -182,47 +249,77 @@ def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outco
                            profile=replace(profile, consent=False))
         return Outcome(_applied(passport, event))
     if isinstance(event, Erasure):
-        passport = replace(passport, erased=True, profile=replace(profile, contact_email=None))
+        passport = replace(passport, erased=True, consent_withdrawn=True,
+                           profile=replace(profile, contact_email=None, consent=False))
         return Outcome(_applied(passport, event))
-    if not isinstance(event, ModuleDone | OfferAsked):  # attendance, feedback
-        return Outcome(_applied(passport, event))
+    if isinstance(event, Feedback):
+        score = Score(event.event_id, event.module_id, event.trainer_org, event.delegation,
+                      event.score)
+        feedback = tuple(sorted((*passport.feedback, score), key=lambda f: f.event_id))
+        return Outcome(_applied(replace(passport, feedback=feedback), event))
     if isinstance(event, ModuleDone):
         earliest = min(event.occurred_at, passport.modules.get(event.module_id, event.occurred_at))
         modules = {**passport.modules, event.module_id: earliest}
-        return Outcome(_applied(replace(passport, modules=modules), event))
-    passport = replace(passport, offer_requests=passport.offer_requests + 1)
-    reason = _ineligible(passport, profile, event)
-    if reason is not None:
-        return Outcome(_applied(replace(passport, last_ineligible_reason=reason), event))
-    lead = Lead(
-        lead_id=derive(event.event_id, "lead"),
-        event_id=derive(event.event_id, "lead-requested"),
-        occurred_at=event.occurred_at,
+        return _rejudge(_applied(replace(passport, modules=modules), event), profile)
+    if isinstance(event, OfferAsked):
+        offer = Offer(event.event_id, event.occurred_at, event.category, "no_passport")
+        offers = tuple(sorted((*passport.offers, offer), key=lambda o: (o.occurred_at, o.event_id)))
+        return _rejudge(_applied(replace(passport, offers=offers), event), profile)
+    return Outcome(_applied(passport, event))  # attendance: recorded, counts for nothing
+
+
+def _rejudge(passport: Passport, profile: Profile) -> Outcome:
+    """Decide again every offer not yet turned into a lead; return the new leads."""
+    leads: list[Lead] = []
+    offers: list[Offer] = []
+    for offer in passport.offers:
+        if offer.decision == "lead_requested":
+            offers.append(offer)
+            continue
+        decision = _decision(passport, offer)
+        if decision != "lead_requested":
+            offers.append(replace(offer, decision=decision))
+            continue
+        lead = _lead(passport, profile, offer)
+        leads.append(lead)
+        offers.append(replace(offer, decision=decision, lead_id=lead.lead_id))
+    if not leads and all(a.decision == b.decision for a, b in zip(offers, passport.offers,
+                                                                  strict=True)):
+        return Outcome(passport)
+    return Outcome(replace(passport, offers=tuple(offers)), tuple(leads))
+
+
+def _decision(passport: Passport, offer: Offer) -> Decision:
+    issued_at = passport.issued_at
+    if issued_at is None or issued_at > offer.occurred_at:
+        return "no_passport"
+    if not passport.consents:
+        return "no_consent"
+    return "lead_requested"
+
+
+def _lead(passport: Passport, profile: Profile, offer: Offer) -> Lead:
+    return Lead(
+        lead_id=derive(offer.event_id, "lead"),
+        event_id=derive(offer.event_id, "lead-requested"),
+        occurred_at=offer.occurred_at,
         siren=passport.siren,
         name=profile.name,
         departement=profile.departement,
         region=profile.region,
-        category=event.category,
+        category=offer.category,
         naf=profile.naf,
         contact_email=profile.contact_email,
     )
-    passport = replace(passport, leads_requested=passport.leads_requested + 1)
-    return Outcome(_applied(passport, event), (lead,))
 
 
-def _ineligible(passport: Passport, profile: Profile, event: OfferAsked) -> IneligibleReason | None:
-    issued_at = passport.issued_at
-    if issued_at is None or issued_at > event.occurred_at:
-        return "no_passport"
-    if not profile.consent:
-        return "no_consent"
-    return None
+def _latest(last: int | None, occurred_at: int) -> int:
+    return occurred_at if last is None else max(last, occurred_at)
 
 
 def _applied(passport: Passport, event: Event) -> Passport:
-    last = passport.last_event_at
     return replace(
         passport,
         applied=passport.applied | {event.event_id},
-        last_event_at=event.occurred_at if last is None else max(last, event.occurred_at),
+        last_event_at=_latest(passport.last_event_at, event.occurred_at),
     )

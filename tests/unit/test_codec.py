@@ -62,7 +62,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "passport_issued_at": AT, "consent_share_with_resellers": True, "offer_requests": 2,
         "leads_requested": 1, "input_offsets": {"pn.training.v1/3": 1042, "pn.enrolments.v1/3": 7},
         "replay_from": {"pn.training.v1/3": 1040, "pn.enrolments.v1/3": 7},
-        "contact_email": "contact@boulangerie-martin.fr", "enrolled_at": AT,
+        "contact_email": "contact@boulangerie-martin.fr", "enrolled_at": AT, "enrolment_id": "e-1",
         "consent_withdrawn": False, "erased": False,
         "modules": [{"module_id": "website-create", "completed_at": AT}],
         "offers": [{"event_id": "o-1", "occurred_at": AT, "category": "e-commerce",

@@ -47,7 +47,7 @@ def test_feedback_is_applied_once_and_changes_no_module() -> None:
 def test_withdrawn_consent_stops_leads_even_after_a_later_enrolment() -> None:
     passport, leads = run(enrolled(), *THREE, withdrawn(40), enrolled(45), offer(50))
     assert leads == []
-    assert passport.last_ineligible_reason == "no_consent"
+    assert passport.offers[-1].decision == "no_consent"
     assert passport.profile is not None
     assert passport.profile.consent is False
 
@@ -58,7 +58,9 @@ def test_erasure_drops_contact_data_and_keeps_the_counts() -> None:
     assert passport.profile.contact_email is None
     assert passport.status == "passport_issued"
     assert passport.offer_requests == 2
-    assert [lead.contact_email for lead in leads] == ["contact@boulangerie.example", None]
+    # The lead of before stays; after an erasure there is no contact to pass on: no lead.
+    assert [lead.contact_email for lead in leads] == ["contact@boulangerie.example"]
+    assert [o.decision for o in passport.offers] == ["lead_requested", "no_consent"]
 
 
 def test_events_before_enrolment_are_parked_whatever_their_kind() -> None:

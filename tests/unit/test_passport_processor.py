@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hub.processor import Emit, Inbound, Outbound, Rejected
@@ -35,6 +35,11 @@ class FakeTxn:
 
     def delete(self, ns: str, key: str) -> None:
         self.data.pop((ns, key), None)
+
+    def items(self, ns: str) -> Iterator[tuple[str, Any]]:
+        for (space, key), raw in sorted(self.data.items()):
+            if space == ns:
+                yield key, json.loads(raw)
 
 
 class Offsets:
@@ -79,7 +84,7 @@ def test_two_events_of_one_business_in_a_batch_make_one_snapshot() -> None:
     assert snapshot.datum["source"] == "passport"
     assert snapshot.datum["input_offsets"] == {f"{catalog.ENROLMENTS}/2": 1,
                                                f"{catalog.TRAINING}/2": 1}
-    assert snapshot.datum["event_id"] == outputs.snapshot_id(SIREN, catalog.TRAINING, 2, 0)
+    assert snapshot.datum["event_id"] == outputs.snapshot_id(SIREN, f"{catalog.TRAINING}/2/0")
     assert txn.partitions[(PASSPORTS_NS, SIREN)] == 2
     assert txn.get(OFFSETS_NS, "2") == snapshot.datum["input_offsets"]
 
@@ -145,10 +150,12 @@ def test_a_record_foreign_to_its_topic_or_keyed_otherwise_is_rejected() -> None:
     assert txn.get(PASSPORTS_NS, SIREN) is None
 
 
-def test_events_of_a_business_not_enrolled_are_kept_without_a_snapshot() -> None:
+def test_events_of_a_business_not_enrolled_are_kept_in_an_awaiting_snapshot() -> None:
     txn, offsets = FakeTxn(), Offsets()
     out = _apply(txn, [offsets.inbound(m) for m in THREE])
-    assert _of(out, catalog.PASSPORTS) == []
+    [waiting] = _of(out, catalog.PASSPORTS)
+    assert waiting.datum["state"] == "awaiting_enrolment"
+    assert (waiting.datum["name"], len(waiting.datum["parked"])) == ("", 3)
     stored = txn.get(PASSPORTS_NS, SIREN)
     assert stored is not None
     assert len(stored["parked"]) == 3

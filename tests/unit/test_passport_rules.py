@@ -139,14 +139,14 @@ def test_an_offer_without_consent_requests_no_lead() -> None:
     assert leads == []
     assert passport.offer_requests == 1
     assert passport.leads_requested == 0
-    assert passport.last_ineligible_reason == "no_consent"
+    assert passport.offers[-1].decision == "no_consent"
 
 
 def test_an_offer_before_the_passport_requests_no_lead() -> None:
     passport, leads = run(enrolled(), *THREE[:2], offer(25), THREE[2])
     assert leads == []
     assert passport.status == "passport_issued"
-    assert passport.last_ineligible_reason == "no_passport"
+    assert passport.offers[-1].decision == "no_passport"
 
 
 def test_an_offer_dated_before_the_issue_requests_no_lead_even_when_applied_after() -> None:

@@ -53,7 +53,7 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("region", "string"), ("naf", OPT), ("state", "string"), ("modules_completed", "array"),
         ("passport_issued_at", OPT), ("consent_share_with_resellers", "boolean"),
         ("offer_requests", "int"), ("leads_requested", "int"), ("input_offsets", "map"),
-        ("replay_from", "map"), ("contact_email", OPT), ("enrolled_at", OPT),
+        ("replay_from", "map"), ("contact_email", OPT), ("enrolled_at", OPT), ("enrolment_id", OPT),
         ("consent_withdrawn", "boolean"), ("erased", "boolean"), ("modules", "array"),
         ("offers", "array"), ("feedback", "array"), ("applied_event_ids", "array"),
         ("parked", "array"),
