@@ -108,6 +108,19 @@ class ReadModel:
         """The leads a reseller holds, most recent first (``limit`` capped at 1000)."""
         return self._queries.leads_for(reseller_id, limit)
 
+    def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
+        """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
+        return self._queries.lead_holder(lead_id)
+
+    def passports_in(self, departement: str, *, state: str | None = None,
+                     after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of a département's enrolled businesses (``Queries.passports_in``)."""
+        return self._queries.passports_in(departement, state=state, after=after, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        """The programme figures: passports against target, modules, quality referential."""
+        return self._queries.stats()
+
     def counts(self) -> dict[str, int]:
         """Businesses, passports issued, leads assigned and unassigned."""
         return self._queries.counts()

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
+from services.readmodel import stats
+from services.readmodel.aggregates import ENROLLED_STATES, Key
 
 #: Most leads one query returns (the API's ``limit`` is bounded to it).
 MAX_LEADS = 1000
+#: Most passports one page holds (the API's ``limit`` is bounded to it).
+MAX_PAGE = 500
 
 
 class Queries:
@@ -48,6 +52,48 @@ class Queries:
                 "SELECT json FROM leads WHERE reseller_id = ? "
                 "ORDER BY assigned_at DESC, lead_id DESC LIMIT ?", (reseller_id, limit)).fetchall()
         return [_loads(json_text) for (json_text,) in rows]
+
+    def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
+        """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT reseller_id FROM leads WHERE lead_id = ?",
+                               (lead_id,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    def passports_in(self, departement: str, *, state: str | None = None,
+                     after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of a département's enrolled businesses, by SIREN.
+
+        Keyset pagination: the page starts after SIREN ``after`` (the previous
+        page's ``next_cursor``), so a page costs an index seek whatever its
+        depth, and a business enrolled between two calls neither shifts nor
+        repeats the rest. ``state`` narrows to one of ``ENROLLED_STATES``;
+        businesses awaiting their enrolment are never listed. ``total`` counts
+        the whole listing (every page) as it stands now.
+        """
+        if state is not None and state not in ENROLLED_STATES:
+            raise ValueError(f"not a listed state: {state}")
+        limit = max(1, min(limit, MAX_PAGE))
+        states = (state,) if state is not None else ENROLLED_STATES
+        marks = ", ".join("?" * len(states))
+        where = f"departement = ? AND state IN ({marks})"
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT siren, json FROM passports WHERE {where} AND siren > ? "  # noqa: S608 - only placeholders are interpolated
+                "ORDER BY siren LIMIT ?", (departement, *states, after or "", limit + 1)).fetchall()
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM passports WHERE {where}",  # noqa: S608 - as above
+                                    (departement, *states)).fetchone()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"passports": [_loads(text) for _siren, text in rows],
+                "next_cursor": rows[-1][0] if more else None, "total": int(total)}
+
+    def stats(self) -> dict[str, Any]:
+        """The programme figures (``stats.document``) from the counters the writer keeps."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT dimension, key, metric, value FROM counters").fetchall()
+        counters: dict[Key, int] = {(d, k, m): int(v) for d, k, m, v in rows}
+        return stats.document(counters)
 
     def counts(self) -> dict[str, int]:
         """Programme figures: businesses, passports issued, leads assigned and unassigned."""

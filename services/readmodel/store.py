@@ -8,19 +8,30 @@ applies the next one.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hub.store import connect
-from services.readmodel import views
+from services.readmodel import aggregates, views
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS passports (
     siren TEXT PRIMARY KEY, json TEXT NOT NULL, state TEXT NOT NULL,
-    departement TEXT NOT NULL, region TEXT NOT NULL, updated_at INTEGER NOT NULL
+    departement TEXT NOT NULL, region TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    -- What this snapshot adds to the counters (aggregates.dumps): subtracted when replaced.
+    contrib TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS passports_state ON passports (state);
+-- A delegation's pages, by SIREN, with or without a state filter.
+CREATE INDEX IF NOT EXISTS passports_departement ON passports (departement, siren);
+CREATE INDEX IF NOT EXISTS passports_departement_state ON passports (departement, state, siren);
+-- The programme figures, kept as the latest snapshots' contributions add up (aggregates.py).
+CREATE TABLE IF NOT EXISTS counters (
+    dimension TEXT NOT NULL, key TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (dimension, key, metric)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leads (
     lead_id TEXT PRIMARY KEY, reseller_id TEXT, status TEXT NOT NULL,
     json TEXT NOT NULL, assigned_at INTEGER NOT NULL
@@ -57,9 +68,12 @@ class Writer:
         """Upsert (record name, datum) pairs in order, in one transaction; return how many changed.
 
         The last record per key wins; an event id seen before changes nothing;
-        record names the read model does not serve are ignored.
+        record names the read model does not serve are ignored. The counters
+        move in the same transaction: a reader never sees passports and figures
+        that disagree.
         """
         changed = 0
+        counters: Counter[aggregates.Key] = Counter()
         conn = self._conn
         conn.execute("BEGIN")
         try:
@@ -71,25 +85,43 @@ class Writer:
                 if seen.rowcount == 0:
                     continue
                 if record == PASSPORT_RECORD:
-                    self._passport(datum)
+                    counters.update(self._passport(datum))
                 else:
                     self._lead(datum)
                 changed += 1
+            self._count(counters)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return changed
 
-    def _passport(self, datum: Mapping[str, Any]) -> None:
+    def _passport(self, datum: Mapping[str, Any]) -> aggregates.Contribution:
+        """Upsert a snapshot; return how the counters move (its contribution less the old one's)."""
         view = views.passport(datum)
+        row = self._conn.execute("SELECT contrib FROM passports WHERE siren = ?",
+                                 (view["siren"],)).fetchone()
+        contribution = aggregates.contributions(datum)
         self._conn.execute(
-            "INSERT INTO passports (siren, json, state, departement, region, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (siren) DO UPDATE SET json = excluded.json, "
+            "INSERT INTO passports (siren, json, state, departement, region, updated_at, contrib) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (siren) DO UPDATE SET json = excluded.json, "
             "state = excluded.state, departement = excluded.departement, "
-            "region = excluded.region, updated_at = excluded.updated_at",
+            "region = excluded.region, updated_at = excluded.updated_at, "
+            "contrib = excluded.contrib",
             (view["siren"], _dumps(view), view["state"], view["departement"], view["region"],
-             views.millis(datum["occurred_at"])))
+             views.millis(datum["occurred_at"]), aggregates.dumps(contribution)))
+        return aggregates.change(aggregates.loads(None if row is None else row[0]), contribution)
+
+    def _count(self, counters: Mapping[aggregates.Key, int]) -> None:
+        moved = [(*key, amount) for key, amount in counters.items() if amount]
+        if not moved:
+            return
+        self._conn.executemany(
+            "INSERT INTO counters (dimension, key, metric, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (dimension, key, metric) DO UPDATE SET value = value + excluded.value",
+            moved)
+        # A counter back at zero is no counter: the table holds what a rebuild would.
+        self._conn.execute("DELETE FROM counters WHERE value = 0")
 
     def _lead(self, datum: Mapping[str, Any]) -> None:
         view = views.lead(datum)

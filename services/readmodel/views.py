@@ -31,7 +31,14 @@ def iso(value: object) -> str | None:
 
 
 def passport(datum: Mapping[str, Any]) -> dict[str, Any]:
-    """The API's view of a PassportSnapshot (the restore offsets stay internal)."""
+    """The API's view of a PassportSnapshot (v1 or v2 datum).
+
+    Built field by field, so what the snapshot carries for the passport service
+    alone never leaks: not the contact e-mail (personal data: it reaches a
+    reseller only on a lead, with consent), nor the restore bookkeeping
+    (``input_offsets``, ``replay_from``, ``applied_event_ids``, ``parked``).
+    """
+    withdrawn = bool(datum.get("consent_withdrawn", False))
     return {
         "siren": datum["siren"],
         "name": datum["name"],
@@ -39,11 +46,23 @@ def passport(datum: Mapping[str, Any]) -> dict[str, Any]:
         "region": datum["region"],
         "naf": datum.get("naf"),
         "state": datum["state"],
+        "enrolled_at": iso(datum.get("enrolled_at")),
         "modules_completed": list(datum["modules_completed"]),
+        "modules": [{"module_id": m["module_id"], "completed_at": iso(m["completed_at"])}
+                    for m in datum.get("modules") or ()],
         "passport_issued_at": iso(datum.get("passport_issued_at")),
         "offer_requests": int(datum.get("offer_requests", 0)),
         "leads_requested": int(datum.get("leads_requested", 0)),
-        "consent": bool(datum.get("consent_share_with_resellers", False)),
+        "offers": [{"event_id": str(o["event_id"]), "occurred_at": iso(o["occurred_at"]),
+                    "category": o["category"], "outcome": o["outcome"],
+                    "lead_id": o.get("lead_id")} for o in datum.get("offers") or ()],
+        "feedback": [{"module_id": f["module_id"], "trainer_org": f.get("trainer_org"),
+                      "delegation": f.get("delegation"), "score": int(f["score"])}
+                     for f in datum.get("feedback") or ()],
+        # Consent as it stands: given at enrolment and not withdrawn since.
+        "consent": bool(datum.get("consent_share_with_resellers", False)) and not withdrawn,
+        "consent_withdrawn": withdrawn,
+        "erased": bool(datum.get("erased", False)),
         "updated_at": iso(datum["occurred_at"]),
     }
 

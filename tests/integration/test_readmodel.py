@@ -15,6 +15,7 @@ from hub import kafka
 from hub.config import Settings
 from schemas import catalog
 from schemas.codec import Codec
+from schemas.reference import region_of
 from services.readmodel import ReadModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -22,19 +23,34 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 T = TypeVar("T")
 T0 = datetime(2009, 3, 2, 9, 0, tzinfo=UTC)
 SIREN = "732829320"
+#: The contact e-mail every snapshot carries: it must never come out of the API.
+CONTACT = "contact@boulangerie-martin.fr"
 
 
 def passport_datum(siren: str = SIREN, *, state: str = "in_training",
                    modules: tuple[str, ...] = ("website-create",),
-                   at: datetime = T0) -> dict[str, Any]:
-    """A PassportSnapshot as the passport service writes it."""
+                   at: datetime = T0, departement: str = "78",
+                   scores: tuple[tuple[str, int], ...] = ()) -> dict[str, Any]:
+    """A PassportSnapshot v2 as the passport service writes it, personal data and bookkeeping
+    included (``scores``: (trainer organisation, score) feedback on the first module)."""
+    awaiting = state == "awaiting_enrolment"
     return {
         "event_id": str(uuid.uuid4()), "occurred_at": at, "source": "passport", "siren": siren,
-        "name": "Boulangerie Martin", "departement": "78", "region": "11", "naf": "10.71C",
+        "name": "" if awaiting else "Boulangerie Martin",
+        "departement": "" if awaiting else departement,
+        "region": "" if awaiting else region_of(departement), "naf": "10.71C",
         "state": state, "modules_completed": list(modules),
         "passport_issued_at": at if state == "passport_issued" else None,
         "consent_share_with_resellers": True, "offer_requests": 0, "leads_requested": 0,
-        "input_offsets": {},
+        "input_offsets": {"pn.training.v1/0": 7}, "replay_from": {"pn.training.v1/0": 5},
+        "contact_email": CONTACT, "enrolled_at": None if awaiting else T0,
+        "consent_withdrawn": False, "erased": False,
+        "modules": [{"module_id": m, "completed_at": at} for m in modules],
+        "offers": [], "applied_event_ids": [str(uuid.uuid4())],
+        "feedback": [{"event_id": str(uuid.uuid4()), "module_id": modules[0],
+                      "trainer_org": org, "delegation": departement, "score": score}
+                     for org, score in scores],
+        "parked": [{"record": "ModuleCompleted", "datum_json": "{}"}] if awaiting else [],
     }
 
 
@@ -130,6 +146,58 @@ def test_a_restart_rebuilds_from_the_topics(topics: Settings, tmp_path: Path) ->
         assert second.records_read == 2
     finally:
         second.stop()
+
+
+@pytest.mark.timeout(30)
+def test_figures_follow_replaced_snapshots_and_a_rebuild_gives_the_same(
+        topics: Settings, readmodel: ReadModel, tmp_path: Path) -> None:
+    other = "552100554"
+    produce(topics, catalog.PASSPORTS, "PassportSnapshot", "siren", [
+        passport_datum(SIREN, scores=(("trainer-google", 2),)),
+        passport_datum(other, state="enrolled", departement="92", modules=("email-pro",)),
+        passport_datum("356000000", state="awaiting_enrolment", modules=("email-pro",))])
+    readmodel.start()
+    assert readmodel.wait_caught_up(10)
+    before = readmodel.stats()
+    assert before["national"]["businesses_enrolled"] == 2
+    assert before["national"]["awaiting_enrolment"] == 1
+
+    # Each business moves on: one is issued (with more feedback), the other moves to the 78.
+    produce(topics, catalog.PASSPORTS, "PassportSnapshot", "siren", [
+        passport_datum(SIREN, state="passport_issued", at=T0 + timedelta(days=2),
+                       modules=("website-create", "website-traffic", "email-pro"),
+                       scores=(("trainer-google", 2), ("cci-78", 5))),
+        passport_datum(other, state="in_training", departement="78", at=T0 + timedelta(days=2),
+                       modules=("email-pro",))])
+    # The two businesses may sit on two partitions, applied in two batches: wait for both.
+    after = wait_for(lambda: _settled(readmodel.stats()), 10, "both replacements")
+    assert after["national"] == {"businesses_enrolled": 2, "passports_issued": 1,
+                                 "share_of_target": round(1 / 150_000, 6),
+                                 "awaiting_enrolment": 1}
+    by_dept = {d["departement"]: d for d in after["departements"]}
+    assert (by_dept["78"]["businesses_enrolled"], by_dept["78"]["passports_issued"]) == (2, 1)
+    assert by_dept["92"]["businesses_enrolled"] == 0
+    by_module = {m["module_id"]: m["businesses"] for m in after["modules"]}
+    assert (by_module["website-create"], by_module["email-pro"]) == (1, 3)
+    assert after["quality"]["by_trainer_org"] == [
+        {"trainer_org": "cci-78", "responses": 1, "average_score": 5.0},
+        {"trainer_org": "trainer-google", "responses": 1, "average_score": 2.0}]
+
+    rebuilt = ReadModel(topics, tmp_path / "rebuilt.sqlite", poll_timeout_ms=100)
+    rebuilt.start()
+    try:
+        assert rebuilt.wait_caught_up(10)
+        assert rebuilt.records_read == 5
+        assert rebuilt.stats() == readmodel.stats() == after
+        assert rebuilt.passports_in("78") == readmodel.passports_in("78")
+    finally:
+        rebuilt.stop()
+
+
+def _settled(figures: dict[str, Any]) -> dict[str, Any] | None:
+    yvelines = next(d for d in figures["departements"] if d["departement"] == "78")
+    done = (yvelines["businesses_enrolled"], yvelines["passports_issued"]) == (2, 1)
+    return figures if done else None
 
 
 def _issued(model: ReadModel) -> dict[str, Any] | None:

@@ -1,0 +1,134 @@
+"""The programme figures' rules (pure): what one passport snapshot contributes to each counter.
+
+The read model keeps every figure of ``GET /v1/stats`` as an integer counter
+keyed by (dimension, key, metric). A snapshot contributes a set of +1s (and
+score sums); when a newer snapshot of the same business replaces it, the
+store subtracts the old contribution and adds the new one (``change``), so
+the counters always equal the sum over the latest snapshot of each business,
+whatever order of replacements led there: a rebuild from the topic gives the
+same figures. Averages are derived from integer sums and counts when read, so
+no rounding drifts as snapshots come and go.
+
+The rules:
+
+* a business awaiting its enrolment (events came first) counts only as
+  ``awaiting_enrolment`` nationally: it has no département yet;
+* any other business counts as enrolled nationally, in its région and in its
+  département, and as issued there too once its state is ``passport_issued``
+  (an erased business still counts: erasure removes contact data, not the
+  passport);
+* each distinct module a business completed counts that business once for
+  the module (training facts count whatever the enrolment state);
+* each feedback entry (distinct by event id, score within 1-5) adds its score
+  and one response to its module, to its trainer organisation and to its
+  delegation, the latter two when named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: A counter's name: (dimension, key, metric).
+Key = tuple[str, str, str]
+#: Counters and the amounts one snapshot (or one change) adds to them.
+Contribution = dict[Key, int]
+
+# Dimensions.
+NATIONAL = "national"
+REGION = "region"
+DEPARTEMENT = "departement"
+MODULE = "module"
+FEEDBACK_MODULE = "feedback_module"
+FEEDBACK_TRAINER = "feedback_trainer_org"
+FEEDBACK_DELEGATION = "feedback_delegation"
+
+# Metrics.
+ENROLLED = "enrolled"
+ISSUED = "issued"
+AWAITING = "awaiting_enrolment"
+BUSINESSES = "businesses"
+SCORE_SUM = "score_sum"
+RESPONSES = "responses"
+
+#: The key of the national dimension (there is one nation).
+ALL = ""
+
+AWAITING_STATE = "awaiting_enrolment"
+ISSUED_STATE = "passport_issued"
+#: States of an enrolled business, in the order a passport goes through them.
+ENROLLED_STATES = ("enrolled", "in_training", ISSUED_STATE)
+
+MIN_SCORE, MAX_SCORE = 1, 5
+
+
+def contributions(datum: Mapping[str, Any]) -> Contribution:
+    """What a PassportSnapshot (v1 or v2 datum) adds to the counters."""
+    out: Counter[Key] = Counter()
+    state = str(datum["state"])
+    if state == AWAITING_STATE:
+        out[NATIONAL, ALL, AWAITING] += 1
+    else:
+        places = ((NATIONAL, ALL), (REGION, str(datum["region"])),
+                  (DEPARTEMENT, str(datum["departement"])))
+        for dimension, key in places:
+            out[dimension, key, ENROLLED] += 1
+            if state == ISSUED_STATE:
+                out[dimension, key, ISSUED] += 1
+    for module_id in modules_of(datum):
+        out[MODULE, module_id, BUSINESSES] += 1
+    seen: set[str] = set()
+    for entry in datum.get("feedback") or ():
+        event_id, score = str(entry["event_id"]), entry["score"]
+        if event_id in seen or not isinstance(score, int) or not MIN_SCORE <= score <= MAX_SCORE:
+            continue
+        seen.add(event_id)
+        targets = ((FEEDBACK_MODULE, entry["module_id"]),
+                   (FEEDBACK_TRAINER, entry.get("trainer_org")),
+                   (FEEDBACK_DELEGATION, entry.get("delegation")))
+        for dimension, key in targets:
+            if key:
+                out[dimension, str(key), SCORE_SUM] += score
+                out[dimension, str(key), RESPONSES] += 1
+    return dict(out)
+
+
+def modules_of(datum: Mapping[str, Any]) -> list[str]:
+    """The distinct modules a snapshot says were completed, in completion order.
+
+    v2 carries them twice (``modules_completed`` and ``modules`` with times); a
+    v1 snapshot resolved to v2 has only the first: either is enough.
+    """
+    ids = [str(m) for m in datum.get("modules_completed") or ()]
+    ids += [str(m["module_id"]) for m in datum.get("modules") or ()]
+    return list(dict.fromkeys(ids))
+
+
+def change(old: Mapping[Key, int], new: Mapping[Key, int]) -> Contribution:
+    """What to add to the counters when ``new`` replaces ``old`` (zeros left out)."""
+    out: Counter[Key] = Counter(new)
+    out.subtract(old)
+    return {key: amount for key, amount in out.items() if amount}
+
+
+def total(contributions_: Iterable[Mapping[Key, int]]) -> Contribution:
+    """The counters of a set of contributions (what a rebuild arrives at)."""
+    out: Counter[Key] = Counter()
+    for contribution in contributions_:
+        out.update(contribution)
+    return {key: amount for key, amount in out.items() if amount}
+
+
+def dumps(contribution: Mapping[Key, int]) -> str:
+    """A contribution as compact JSON (stored beside the snapshot it came from)."""
+    return json.dumps(sorted([*key, amount] for key, amount in contribution.items()),
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Contribution:
+    """The inverse of ``dumps``; ``None`` (no previous snapshot) is no contribution."""
+    if not text:
+        return {}
+    return {(str(d), str(k), str(m)): int(v) for d, k, m, v in json.loads(text)}
