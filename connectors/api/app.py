@@ -8,7 +8,7 @@ Every route but the probes, ``/metrics`` and the documents needs an API key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +27,8 @@ from connectors.api.readside import ReadSide
 from hub.config import Settings
 from schemas import asyncapi
 from schemas.models import ResellerId, Siren
+from schemas.reference import DEPARTEMENTS
+from services.readmodel.queries import MAX_PAGE
 
 _SIREN: TypeAdapter[str] = TypeAdapter(Siren)
 _RESELLER: TypeAdapter[str] = TypeAdapter(ResellerId)
@@ -120,6 +122,60 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
                 f"key {who.key_id} may not read the leads of {reseller_id}"))
         return JSONResponse({"reseller_id": reseller_id,
                              "leads": readside.leads_for(reseller_id, limit)})
+
+    @app.get("/v1/delegations/{departement}/passports", response_model=None, responses={
+        200: openapi.json_response("PassportPage", "One page of the département's passports."),
+        **openapi.problem_responses(401, 403, 404, 422, 503)})
+    def delegation_passports(
+            departement: Annotated[str, Path(pattern=openapi.DEPARTEMENT_SHAPE, openapi_examples={
+                "yvelines": {"summary": "the Yvelines", "value": "78"}})],
+            who: Authenticated,
+            state: Annotated[Literal["enrolled", "in_training", "passport_issued"] | None,
+                             Query()] = None,
+            cursor: Annotated[str | None, Query(pattern=r"^[0-9]{9}$")] = None,
+            limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> Response:
+        """The passports of a département's businesses, by SIREN, a page at a time.
+
+        A delegation's or an admin key. **Cursor pagination**: the answer's
+        `next_cursor` (null on the last page) is the `cursor` of the next call.
+        Pages are cut by SIREN (keyset), not by offset: a page costs an index
+        seek however deep it is, and a business enrolled or moving state while a
+        client walks the pages never shifts the rest (no repeats, no gaps among
+        those that stay). `limit` is 1-500 (default 100); `total` counts every
+        page as it stands now. `state` keeps one state; businesses still
+        awaiting their enrolment are never listed. A code that is not shaped
+        like a département (`78`, `2A`, `971`) is a 422; one shaped like it that
+        the reference data does not know (`20`, `975`) is a 404.
+        """
+        if not who.reads_passports:
+            return problems.respond(problems.forbidden(
+                f"key {who.key_id} may not read passports"))
+        if departement not in DEPARTEMENTS:
+            return problems.respond(problems.not_found(f"no département {departement}"))
+        page = readside.passports_in(departement, state=state, after=cursor, limit=limit)
+        return JSONResponse({"departement": departement, "state": state, "limit": limit,
+                             **page})
+
+    @app.get("/v1/stats", response_model=None, responses={
+        200: openapi.json_response("Stats", "The programme figures."),
+        **openapi.problem_responses(401, 403, 503)})
+    def stats(who: Authenticated) -> Response:
+        """The programme figures (a delegation's or an admin key).
+
+        Passports issued against the **150,000** target of the 2009-2011
+        convention, nationally (`share_of_target`), and by région and by
+        département with the businesses enrolled. Only the national target
+        exists, so a région's or a département's `share_of_national_target` is
+        its issued passports over the same 150,000: its contribution to the
+        national goal. Then the businesses that completed each module, and the
+        quality referential: trainees' feedback (count and average score, 1-5)
+        per module, per trainer organisation and per delegation. The figures are
+        kept as the snapshots arrive, so this answer costs one small table read.
+        """
+        if not who.reads_passports:
+            return problems.respond(problems.forbidden(
+                f"key {who.key_id} may not read the programme figures"))
+        return JSONResponse(readside.stats())
 
     @app.get("/asyncapi.json", include_in_schema=False)
     def asyncapi_document() -> JSONResponse:

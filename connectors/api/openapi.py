@@ -27,6 +27,34 @@ def _ref(name: str) -> dict[str, str]:
 
 _STRING = {"type": "string"}
 _INTEGER = {"type": "integer"}
+_COUNT = {"type": "integer", "minimum": 0}
+_NUMBER = {"type": "number"}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+
+#: What a département code looks like ("78", "2A", "971"); the reference data says which exist.
+DEPARTEMENT_SHAPE = r"^(?:[0-9]{2}|2[AB]|97[0-9])$"
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _figures(name: str, *extra: str) -> dict[str, Any]:
+    """A place's line of the stats: its code, name and counts."""
+    return _object([name, "name", *extra, "businesses_enrolled", "passports_issued",
+                    "share_of_national_target"],
+                   **{name: _STRING, "name": _STRING_OR_NULL},
+                   **dict.fromkeys(extra, _STRING_OR_NULL),
+                   businesses_enrolled=_COUNT, passports_issued=_COUNT,
+                   share_of_national_target={**_NUMBER, "description": "passports_issued over "
+                                             "the national target (no regional target exists)"})
+
+
+def _quality(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _object(
+        [name, "responses", "average_score"], **{name: _STRING}, responses=_COUNT,
+        average_score={**_NUMBER, "minimum": 1, "maximum": 5})}
 
 #: Schemas of our own answers, added to the document's components.
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -67,12 +95,60 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                   "maxItems": MAX_BATCH_EVENTS}},
     },
     "Passport": {
-        "type": "object",
+        "type": "object", "description": "A business's passport. Contact data never appears "
+        "here (it reaches a reseller only on a lead, with consent).",
         "required": ["siren", "name", "departement", "state", "modules_completed"],
-        "properties": {"siren": _STRING, "name": _STRING, "departement": _STRING,
-                       "state": _STRING,
-                       "modules_completed": {"type": "array", "items": _STRING}},
+        "properties": {
+            "siren": _STRING, "name": _STRING, "departement": _STRING, "region": _STRING,
+            "naf": _STRING_OR_NULL,
+            "state": {**_STRING, "enum": ["awaiting_enrolment", "enrolled", "in_training",
+                                          "passport_issued"]},
+            "enrolled_at": _TIME_OR_NULL,
+            "modules_completed": {"type": "array", "items": _STRING},
+            "modules": {"type": "array", "items": _object(
+                ["module_id", "completed_at"], module_id=_STRING,
+                completed_at={**_STRING, "format": "date-time"})},
+            "passport_issued_at": _TIME_OR_NULL,
+            "offer_requests": _COUNT, "leads_requested": _COUNT,
+            "offers": {"type": "array", "items": _object(
+                ["category", "outcome"], event_id=_STRING,
+                occurred_at={**_STRING, "format": "date-time"}, category=_STRING,
+                outcome={**_STRING, "enum": ["lead_requested", "no_passport", "no_consent"]},
+                lead_id=_STRING_OR_NULL)},
+            "feedback": {"type": "array", "items": _object(
+                ["module_id", "score"], module_id=_STRING, trainer_org=_STRING_OR_NULL,
+                delegation=_STRING_OR_NULL, score={**_INTEGER, "minimum": 1, "maximum": 5})},
+            "consent": {"type": "boolean",
+                        "description": "consent to share contact data, not withdrawn"},
+            "consent_withdrawn": {"type": "boolean"}, "erased": {"type": "boolean"},
+            "updated_at": {**_STRING, "format": "date-time"}},
     },
+    "PassportPage": _object(
+        ["departement", "state", "limit", "passports", "next_cursor", "total"],
+        departement=_STRING,
+        state={"type": ["string", "null"],
+               "enum": ["enrolled", "in_training", "passport_issued", None]},
+        limit=_INTEGER, passports={"type": "array", "items": _ref("Passport")},
+        next_cursor={"type": ["string", "null"],
+                     "description": "the `cursor` of the next page; null on the last"},
+        total={**_COUNT, "description": "passports in the whole listing, every page"}),
+    "Stats": _object(
+        ["target", "national", "regions", "departements", "modules", "quality"],
+        target=_object(["passports", "scope"], passports=_INTEGER,
+                       scope={**_STRING, "enum": ["national"]}),
+        national=_object(
+            ["businesses_enrolled", "passports_issued", "share_of_target", "awaiting_enrolment"],
+            businesses_enrolled=_COUNT, passports_issued=_COUNT, share_of_target=_NUMBER,
+            awaiting_enrolment={**_COUNT, "description": "businesses whose events came before "
+                                "their enrolment"}),
+        regions={"type": "array", "items": _figures("region")},
+        departements={"type": "array", "items": _figures("departement", "region")},
+        modules={"type": "array", "items": _object(
+            ["module_id", "title", "businesses"], module_id=_STRING, title=_STRING_OR_NULL,
+            businesses={**_COUNT, "description": "businesses that completed the module"})},
+        quality=_object(["by_module", "by_trainer_org", "by_delegation"],
+                        by_module=_quality("module_id"), by_trainer_org=_quality("trainer_org"),
+                        by_delegation=_quality("delegation"))),
     "ResellerLeads": {
         "type": "object", "required": ["reseller_id", "leads"],
         "properties": {"reseller_id": _STRING, "leads": {"type": "array", "items": {
@@ -85,7 +161,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 _DESCRIPTIONS = {
     400: "The body is not a JSON object.",
     401: "No API key, or not a valid one.",
-    403: "The key's scope does not cover this event type, reseller or lead.",
+    403: "The key's scope does not cover this event type, reseller, lead or query.",
     404: "Nothing known under that name.",
     409: "This event_id was already accepted with a different body.",
     413: "The body (or the batch) is over its limit.",

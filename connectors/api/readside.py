@@ -1,12 +1,9 @@
-"""What the API reads: the read model's queries, plus who holds a lead (for resellers' answers)."""
+"""What the API reads: the read model's queries (passports, leads, who holds a lead, figures)."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from typing import Any, Protocol
 
-from hub.errors import StoreError
 from services.readmodel import ReadModel
 
 
@@ -24,18 +21,21 @@ class ReadSide(Protocol):
         """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
         ...
 
+    def passports_in(self, departement: str, *, state: str | None = None,
+                     after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of a département's enrolled businesses: passports, next_cursor, total."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """The programme figures (``services.readmodel.stats.document``)."""
+        ...
+
 
 class ModelReadSide:
-    """A ``ReadModel`` as the API's read side.
-
-    The read model has no query by lead id yet, so this one reads its file
-    directly (read-only, a connection per call, as its own queries do); it
-    belongs in ``services.readmodel.queries`` and moves there when it grows one.
-    """
+    """A ``ReadModel`` as the API's read side: every query is the read model's own."""
 
     def __init__(self, model: ReadModel) -> None:
         self._model = model
-        self._uri = model.path.resolve().as_uri() + "?mode=ro"
 
     @property
     def caught_up(self) -> bool:
@@ -48,10 +48,11 @@ class ModelReadSide:
         return self._model.leads_for(reseller_id, limit)
 
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
-        try:
-            with closing(sqlite3.connect(self._uri, uri=True)) as conn:
-                row = conn.execute("SELECT reseller_id FROM leads WHERE lead_id = ?",
-                                   (lead_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"read model unavailable: {exc}") from exc
-        return (False, None) if row is None else (True, row[0])
+        return self._model.lead_holder(lead_id)
+
+    def passports_in(self, departement: str, *, state: str | None = None,
+                     after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        return self._model.passports_in(departement, state=state, after=after, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        return self._model.stats()

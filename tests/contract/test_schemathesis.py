@@ -90,6 +90,13 @@ class _NoReadSide:
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         return (False, None)
 
+    def passports_in(self, departement: str, *, state: str | None = None,
+                     after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        return {"passports": [], "next_cursor": None, "total": 0}
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
 
 def _app(settings: Settings, store: AcceptedStore, readside: ReadSide,
          publisher: Publisher) -> FastAPI:
