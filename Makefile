@@ -28,6 +28,19 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_ingest
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+# The `bench` extra (Quix Streams), from wheels only; `make test` never installs it.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --only-binary=:all: -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+.PHONY: bench-passport
+## Passport benchmark: the service against raw kafka-python and Quix Streams, one broker,
+## one run (Apache Kafka from deploy/kafka when java is there). BENCH_ARGS=--help for sizes.
+bench-passport: $(BENCH_STAMP)
+	$(BIN)/python -m bench.bench_passport $(BENCH_ARGS)
+
 ## Lint, type-check and run every test (unit, integration, end to end).
 test: lint typecheck
 	$(BIN)/pytest -q
