@@ -117,6 +117,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         self._loop.log.info("partitions.revoked", partitions=_names(revoked))
+        if revoked:
+            # Hand over clean: what was emitted for these partitions reaches the
+            # broker before their next owner reads it (best effort: the broker
+            # may be down, and then the next owner replays instead).
+            self._loop.relay()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self._loop.restore(assigned)

@@ -46,6 +46,8 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
                   instance: str = "0") -> None:
     """Build a service from settings and run it until a stop signal."""
     settings = settings or Settings()
+    # Before build: loggers bound while building must already render as configured.
+    logs.configure(fmt=settings.log_format, level=settings.log_level)
     wiring = build(settings)
     processor = wiring.processor
     logs.configure(fmt=settings.log_format, level=settings.log_level, component=processor.name)
