@@ -10,6 +10,7 @@ common case costs one ``validate_json`` call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -19,7 +20,7 @@ from pydantic_core import from_json
 from connectors.api import problems
 from connectors.api.problems import ProblemError
 from hub import logs
-from schemas.models import EVENT_ADAPTER, Event, EventModel
+from schemas.models import EVENT_ADAPTER, NOW, Event, EventModel
 
 #: Largest single event body: events are a few hundred bytes; this only stops abuse.
 MAX_EVENT_BYTES = 64 * 1024
@@ -105,8 +106,10 @@ def event(body: bytes) -> EventModel:
 def batch(body: bytes) -> list[EventModel | dict[str, Any]]:
     """A batch's items in order: each an event, or the problem document of an invalid one."""
     _object_expected(body)
+    # One clock reading for the batch's future check, not one per event (~0.7 µs each).
+    context = {NOW: datetime.now(UTC)}
     try:
-        return list(_BATCH.validate_json(body).events)
+        return list(_BATCH.validate_json(body, context=context).events)
     except ValidationError as exc:
         if _is_malformed(exc.errors(include_input=False)):
             raise ProblemError(problems.malformed("the body is not valid JSON")) from exc
@@ -126,7 +129,7 @@ def batch(body: bytes) -> list[EventModel | dict[str, Any]]:
     out: list[EventModel | dict[str, Any]] = []
     for item in items:
         try:
-            out.append(EVENT_ADAPTER.validate_python(item))
+            out.append(EVENT_ADAPTER.validate_python(item, context=context))
         except ValidationError as exc:
             errors = exc.errors(include_input=False)
             _log_rejected(errors)

@@ -40,6 +40,13 @@ _PRUNE_EVERY_S = 3600.0
 # The writer gathers what arrives for this long, then commits it in one transaction:
 # one wake-up and one commit per interval, however many requests it spans.
 _WRITE_EVERY_S = 0.05
+# Event ids are random: each new row lands on its own leaf page of the table, and each
+# commit writes every page it touched to the WAL, then a checkpoint copies them back.
+# A larger cache keeps the leaves in memory, and checkpointing every 10,000 pages
+# (~40 MB of WAL) rather than 1,000 copies a page touched by many commits once.
+# Measured with 600-row commits into 100,000 rows: ~24 to ~14 CPU µs a row (building
+# the rows included); in the ingest bench the writer went from ~13 to ~6 µs an event.
+_WRITER_PRAGMAS = ("PRAGMA cache_size=-32768", "PRAGMA wal_autocheckpoint=10000")
 
 
 class Accepted(NamedTuple):
@@ -82,6 +89,8 @@ class AcceptedStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = _connect(path)
             self._writer.executescript(_SCHEMA)
+            for pragma in _WRITER_PRAGMAS:
+                self._writer.execute(pragma)
             # A second connection for lookups: WAL lets it read while the writer commits.
             self._reader = _connect(path)
         except (OSError, sqlite3.Error) as exc:
