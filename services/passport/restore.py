@@ -6,8 +6,8 @@ On assignment of partition ``p`` the store is trusted if the last snapshot on
 ``pn.passports.v1/p`` is the last one this store emitted (nobody else wrote
 there since); otherwise the state of ``p`` is dropped and restored:
 
-1. read ``pn.passports.v1/p`` from the beginning to its end, keeping the latest
-   snapshot per SIREN;
+1. read ``pn.passports.v1/p`` from the beginning to its end, each snapshot
+   overwriting the one before for its SIREN (one record in memory at a time);
 2. set the input positions of ``p`` to the LAST snapshot's ``replay_from``,
    where its batch began. The relay writes a batch's snapshots only after its
    leads and after every earlier record, so what is on the topic is a prefix of
@@ -23,7 +23,7 @@ Both input topics and the passport topic have the same partition count and key
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -69,66 +69,77 @@ class PassportRestorer:
 
     def _restore_one(self, store: Store, consumer: KafkaConsumer, tp: TopicPartition) -> None:
         consumer.assign([tp])
-        end = consumer.end_offsets([tp])[tp]
         with store.transaction() as txn:
             mine = txn.get(LAST_SNAPSHOT_NS, str(tp.partition))
-        if end == 0 and mine is None:
+        last_on_topic = self._last_id(consumer, tp)
+        if last_on_topic is None and mine is None:
             return  # nothing anywhere: a fresh partition
-        if end > 0 and mine is not None and self._last_id(consumer, tp, end) == mine:
+        if last_on_topic == mine:
             return  # the topic ends with this store's own last snapshot: it is current
         started = time.perf_counter()
-        latest = self._read(consumer, tp, end)
+        restored: set[str] = set()
+        last: dict[str, Any] | None = None
         with store.transaction() as txn:
             txn.drop_partition(tp.partition)
-            for siren, (datum, _) in latest.items():
+            # Streamed: each snapshot overwrites the one before for its SIREN, so the
+            # store ends with the latest of each, and memory holds one record at a time.
+            for datum in self._snapshots(consumer, tp):
+                siren = str(datum["siren"])
                 passport = outputs.restore(datum)
                 txn.put(PASSPORTS_NS, siren, persist.dump(passport), partition=tp.partition)
                 if passport.parked:
                     txn.put(PARKED_NS, siren,
                             {"at": min(p.occurred_at for p in passport.parked),
                              "partition": tp.partition}, partition=tp.partition)
-            if latest:
-                last, last_id = max(latest.values(), key=lambda pair: pair[0]["__offset__"])
+                elif siren in restored:
+                    txn.delete(PARKED_NS, siren)
+                restored.add(siren)
+                last = datum
+            if last is not None:
                 replay_from: dict[str, int] = dict(last["replay_from"] or last["input_offsets"])
                 txn.put(OFFSETS_NS, str(tp.partition), replay_from, partition=tp.partition)
                 for where, offset in replay_from.items():  # "pn.training.v1/3" -> 1042
                     name, _, number = where.rpartition("/")
                     txn.set_position(self.settings.topic(name), int(number), offset)
-                txn.put(LAST_SNAPSHOT_NS, str(tp.partition), last_id, partition=tp.partition)
-        self.last_restore[tp.partition] = len(latest)
-        self.log.info("partition.restored", partition=tp.partition, passports=len(latest),
+                txn.put(LAST_SNAPSHOT_NS, str(tp.partition), str(last["event_id"]),
+                        partition=tp.partition)
+        self.last_restore[tp.partition] = len(restored)
+        self.log.info("partition.restored", partition=tp.partition, passports=len(restored),
                       seconds=round(time.perf_counter() - started, 3))
 
-    def _last_id(self, consumer: KafkaConsumer, tp: TopicPartition, end: int) -> str | None:
-        consumer.seek(tp, end - 1)
-        for record in self._records(consumer, tp, end):
-            try:
-                return str(self.codec.decode(record.value).datum["event_id"])
-            except ContractError:
-                return None
-        return None
+    def _last_id(self, consumer: KafkaConsumer, tp: TopicPartition) -> str | None:
+        """The event id of the partition's last snapshot (None if it has none)."""
+        # The listed end offset is a hint: the embedded broker's can lag behind the
+        # records actually there, so read on from just before it to the fetched end.
+        listed = consumer.end_offsets([tp])[tp]
+        consumer.seek(tp, max(0, listed - 1))
+        last = None
+        for record in self._records(consumer, tp):
+            last = record
+        if last is None:
+            return None
+        try:
+            return str(self.codec.decode(last.value).datum["event_id"])
+        except ContractError:
+            return None
 
-    def _read(self, consumer: KafkaConsumer, tp: TopicPartition,
-              end: int) -> dict[str, tuple[dict[str, Any], str]]:
+    def _snapshots(self, consumer: KafkaConsumer, tp: TopicPartition) -> Iterator[dict[str, Any]]:
+        """The decodable snapshots of the partition, in log order."""
         consumer.seek_to_beginning(tp)
-        latest: dict[str, tuple[dict[str, Any], str]] = {}
-        for record in self._records(consumer, tp, end):
+        for record in self._records(consumer, tp):
             try:
-                decoded = self.codec.decode(record.value)
+                yield self.codec.decode(record.value).datum
             except ContractError as exc:  # not ours to fix here: the materialiser letters it
                 self.log.warning("restore.undecodable", partition=tp.partition,
                                  offset=record.offset, error=str(exc))
-                continue
-            datum = decoded.datum
-            datum["__offset__"] = record.offset
-            latest[str(datum["siren"])] = (datum, str(datum["event_id"]))
-        return latest
 
-    def _records(self, consumer: KafkaConsumer, tp: TopicPartition, end: int) -> Any:
+    def _records(self, consumer: KafkaConsumer, tp: TopicPartition) -> Iterator[Any]:
+        """The records from the current position to the end the fetches report."""
         deadline = time.monotonic() + self.timeout_s
-        while consumer.position(tp) < end:
+        while True:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"restore of {tp.topic}/{tp.partition} timed out")
-            for record in consumer.poll(timeout_ms=500).get(tp, []):
-                if record.offset < end:
-                    yield record
+            yield from consumer.poll(timeout_ms=500).get(tp, [])
+            end = consumer.highwater(tp)  # known once a fetch answered
+            if end is not None and consumer.position(tp) >= end:
+                return

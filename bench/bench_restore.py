@@ -1,0 +1,136 @@
+"""Restore benchmark: rebuilding passport state from ``pn.passports.v1``, against a raw read.
+
+    python -m bench.bench_restore [--passports 1000000] [--broker auto|apache|embedded]
+
+Writes ``--passports`` whole-state snapshots (PassportSnapshot v2, as the service
+writes them: an enrolled business with 3 modules, one offer and a lead, its
+applied ids) to the compacted passport topic, then in one run on that broker:
+
+1. the raw ceiling: a kafka-python consumer reads every record of the topic,
+   decodes nothing, does nothing;
+2. the restore: ``services.passport.restore.PassportRestorer`` rebuilds all six
+   partitions into a fresh SQLite store, exactly as an instance taking them over
+   does (decode, latest per SIREN, state rows, positions);
+
+and prints both rates, their ratio, the restore's total time and the process's
+resident memory after it. The snapshots are produced beforehand and not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from kafka import TopicPartition
+
+from bench._common import broker, memory_mb
+from connectors.synthetic.identities import siren
+from hub import kafka
+from hub.config import Settings
+from hub.store import Store
+from schemas import catalog
+from schemas.codec import Codec
+from services.passport import outputs
+from services.passport.restore import PassportRestorer
+from services.passport.rules import Offer, Passport, Profile
+
+_DAY_MS = 86_400_000
+_T0 = 1_700_000_000_000
+
+
+def _passport(code: str, n: int) -> Passport:
+    """A typical issued passport: enrolled, three modules, one offer that became a lead."""
+    at = _T0 + (n % 1000) * _DAY_MS
+    ids = [str(uuid.UUID(int=n * 8 + i)) for i in range(6)]
+    return Passport(
+        siren=code,
+        profile=Profile(f"Entreprise {n}", "78", "11", "47.11D", f"contact{n}@example.fr",
+                        True, at, ids[0]),
+        modules={"website-create": at + 1, "website-traffic": at + 2, "email-pro": at + 3},
+        offers=(Offer(ids[4], at + 4, "e-commerce", "lead_requested", ids[5]),),
+        applied=frozenset(ids[:5]),
+        last_event_at=at + 4,
+    )
+
+
+def _produce(settings: Settings, count: int) -> int:
+    """Write ``count`` snapshots; return the bytes written."""
+    rng = random.Random(2009)
+    codec = Codec.default()
+    producer = kafka.producer(settings, linger_ms=50)
+    topic = settings.topic(catalog.PASSPORTS)
+    size = 0
+    seen: set[str] = set()
+    for n in range(count):
+        while (code := siren(rng)) in seen:
+            pass
+        seen.add(code)
+        datum = outputs.snapshot(_passport(code, n),
+                                 event_id=outputs.snapshot_id(code, f"bench/0/{n}"),
+                                 input_offsets={"pn.training.v1/0": n + 1},
+                                 replay_from={"pn.training.v1/0": n})
+        value = codec.encode("PassportSnapshot", datum)
+        size += len(value)
+        producer.send(topic, key=code.encode(), value=value)
+    producer.flush()
+    producer.close()
+    return size
+
+
+def _raw_read(settings: Settings, count: int) -> float:
+    """Seconds to read every record of the passport topic, doing nothing with them."""
+    topic = settings.topic(catalog.PASSPORTS)
+    consumer = kafka.consumer(settings, group=None)
+    partitions = [TopicPartition(topic, p) for p in range(catalog.SIREN_PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    started = time.perf_counter()
+    seen = 0
+    while seen < count:
+        seen += sum(len(records) for records in consumer.poll(timeout_ms=500).values())
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passports", type=int, default=1_000_000)
+    parser.add_argument("--broker", choices=("auto", "apache", "embedded"), default="auto")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-restore-") as scratch, \
+            broker(Path(scratch) / "kafka", args.broker) as where:
+        settings = Settings(kafka_bootstrap_servers=where.bootstrap,
+                            topic_prefix=f"r{uuid.uuid4().hex[:8]}.", group_prefix="bench",
+                            data_dir=Path(scratch) / "data", log_format="console",
+                            log_level="warning")
+        kafka.ensure_topics(settings)
+        print(f"broker: {where.kind} {where.note}", flush=True)
+        print(f"writing {args.passports:,} snapshots ...", flush=True)
+        written = _produce(settings, args.passports)
+        raw_s = _raw_read(settings, args.passports)
+        restorer = PassportRestorer(settings, timeout_s=3600)
+        with Store(Path(scratch) / "data" / "passport-0.sqlite") as store:
+            started = time.perf_counter()
+            restorer.restore(store, list(range(catalog.SIREN_PARTITIONS)))
+            restore_s = time.perf_counter() - started
+        restored = sum(restorer.last_restore.values())
+        rss, peak = memory_mb()
+    assert restored == args.passports, f"restored {restored} of {args.passports}"
+    print(f"\n| what | passports | seconds | passports/s |\n|---|---|---|---|\n"
+          f"| raw read of pn.passports.v1 (ceiling) | {args.passports:,} | {raw_s:.1f} | "
+          f"{args.passports / raw_s:,.0f} |\n"
+          f"| restore into a fresh store | {restored:,} | {restore_s:.1f} | "
+          f"{restored / restore_s:,.0f} |\n")
+    print(f"restore / raw read: {raw_s / restore_s:.2f}; "
+          f"topic {written / 2**20:,.0f} MiB ({written / args.passports:.0f} B per snapshot); "
+          f"RSS after restore {rss:.0f} MiB (peak {peak:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
