@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from connectors.publish import Publisher
+from connectors.publish import LINGER_MS, Publisher
 from connectors.synthetic.identities import siren
 from hub import kafka
 from hub.broker import EmbeddedBroker, free_port
@@ -68,7 +68,7 @@ def raw_rate(settings: Settings, payloads: list[dict[str, Any]]) -> tuple[float,
     publisher = Publisher(settings)
     records = [publisher.record(parse_event(p)) for p in payloads]
     # The Publisher's producer: acks=all, idempotent, the same linger, no client metrics.
-    producer = kafka.producer(settings, metrics_enabled=False)
+    producer = kafka.producer(settings, metrics_enabled=False, linger_ms=LINGER_MS)
     try:
         warm = [producer.send(r.topic, key=r.key, value=r.value) for r in records[:1000]]
         producer.flush()

@@ -25,8 +25,11 @@ from hub.errors import BrokerUnavailable
 from schemas.codec import Codec
 from schemas.models import EventModel
 
-#: Batching delay: short, since the API waits for each acknowledgement.
-_LINGER_MS = 5
+#: Batching delay: none. The API waits for each acknowledgement, and a batch flushes
+#: once all its records are handed over; a linger only delayed single events (the
+#: ingest bench: p50 ~9 ms with 5 ms, ~2 ms with none, the batch rate unchanged).
+#: Records still share requests: those handed over while one is in flight.
+LINGER_MS = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class Publisher:
         # written minutes after the caller was told 503 (kafka-python requires at
         # least linger + request timeout). It also bounds how long close() can flush.
         self._delivery_ms = max(int(settings.produce_timeout_s * 1000),
-                                _LINGER_MS + settings.request_timeout_ms + 100)
+                                LINGER_MS + settings.request_timeout_ms + 100)
         self.log = logs.get().bind(component="publisher")
 
     def _client(self) -> KafkaProducer:
@@ -88,7 +91,7 @@ class Publisher:
                     bootstrap_timeout_ms=timeout_ms,
                     max_block_ms=timeout_ms,
                     delivery_timeout_ms=self._delivery_ms,
-                    linger_ms=_LINGER_MS,
+                    linger_ms=LINGER_MS,
                     # The client's own statistics cost a few µs a record, and nothing
                     # reads them.
                     metrics_enabled=False,

@@ -56,6 +56,11 @@ def main() -> int:
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_config=None,
             access_log=False,  # Observe logs each request, without paths' query strings
+            # Named, not "auto", which falls back to h11 and asyncio without a word: their
+            # per-request Python work showed in the ingest bench as a slower tail of
+            # single events (p99 37-480 ms, against ~25 ms) and more event-loop CPU per
+            # batched event (4.5 µs, against 3.7).
+            http="httptools", loop="uvloop",
             timeout_graceful_shutdown=10))
 
         def stop() -> None:
