@@ -8,7 +8,9 @@ loop owns everything else, once, for every service:
 2. in ONE SQLite transaction: apply the batch, record the next input offset of
    every partition seen, and put the records to emit in the outbox;
 3. relay: produce the outbox with the idempotent producer, and forget what the
-   broker acknowledged;
+   broker acknowledged. While the inputs are behind, the relay is pipelined (the
+   next batch is applied while the broker answers; nothing leaves the outbox
+   before its acknowledgement); once caught up, it waits for the whole outbox;
 4. mirror the positions to the consumer group (for lag dashboards only).
 
 On (re)assignment the loop seeks every partition to the position its store
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
@@ -35,7 +38,7 @@ from hub import deadletter, kafka, logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
-from hub.store import OutboxRecord, Store, Txn
+from hub.store import Headers, Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
@@ -104,6 +107,16 @@ class Restorer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """An outbox record handed to the producer, awaiting the broker's answer."""
+
+    seq: int
+    topic: str
+    future: Any
+    checkpoint: bool
+
+
 @dataclass
 class _Positions:
     """Next offsets seen in the current batch, per physical (topic, partition)."""
@@ -153,6 +166,12 @@ class ProcessorLoop:
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._inflight: deque[_InFlight] = deque()
+        """Records sent and not yet acknowledged (still in the outbox), in outbox order."""
+        self._others_in_flight = 0
+        """How many of them are not checkpoints."""
+        self._sent_seq = 0
+        """The last outbox record handed to the producer."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -190,7 +209,12 @@ class ProcessorLoop:
     # -- the loop ----------------------------------------------------------------------------
 
     def run_once(self, timeout_ms: int = 500) -> int:
-        """Poll, apply and commit one batch, then relay; return how many records came in."""
+        """Poll, apply and commit one batch, then relay; return how many records came in.
+
+        While the inputs are behind, the relay is pipelined: what the broker has not
+        confirmed yet stays in flight (and in the outbox) while the next batch is
+        applied. Once caught up, the relay waits until the outbox is empty.
+        """
         assert self._consumer is not None, "start() first"
         if self._before_poll is not None:
             self._before_poll()
@@ -200,16 +224,19 @@ class ProcessorLoop:
             # A round that finishes between polls is kept by hub.kafka's fix.
             timeout_ms = min(timeout_ms, 100)
         polled = self._consumer.poll(timeout_ms=timeout_ms,
-                                     max_records=self.settings.poll_max_records)
+                                     max_records=self.settings.batch_max_records)
         count = sum(len(records) for records in polled.values())
+        behind = 0
         if count:
             started = time.perf_counter()
             self._commit_batch(polled)
             self.metrics.batch_seconds.labels(self.processor.name).observe(
                 time.perf_counter() - started)
-        self.relay()
-        if count:
-            self._mirror_positions(polled)
+            behind = self._mirror_positions(polled)
+        if behind:
+            self._pump()
+        else:
+            self.relay()
         return count
 
     def _commit_batch(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
@@ -232,12 +259,19 @@ class ProcessorLoop:
                                      decoded.datum, rec.timestamp))
         with self.store.transaction() as txn:
             emits = list(self.processor.apply(txn, batch)) if batch else []
-            for emit in [*dead, *emits]:
+            topic, encode = self.settings.topic, self.codec.encode
+            for rejected in dead:
+                self._dead_letter(txn, rejected)
+            outbound: list[tuple[str, bytes | None, bytes, Headers]] = []
+            for emit in emits:
                 if isinstance(emit, Rejected):
+                    txn.emit_many(outbound)  # the outbox keeps the processor's order
+                    outbound.clear()
                     self._dead_letter(txn, emit)
                 else:
-                    value = self.codec.encode(emit.record, emit.datum)
-                    txn.emit(self.settings.topic(emit.topic), emit.key.encode(), value)
+                    outbound.append((topic(emit.topic), emit.key.encode(),
+                                     encode(emit.record, emit.datum), ()))
+            txn.emit_many(outbound)
             for tp, next_offset in positions.next.items():
                 txn.set_position(tp.topic, tp.partition, next_offset)
 
@@ -255,47 +289,91 @@ class ProcessorLoop:
                          error=type(rejected.error).__name__)
 
     def relay(self) -> int:
-        """Produce the outbox and forget what the broker acknowledged; return the count sent.
+        """Produce the whole outbox and wait for the broker; return the count acknowledged.
 
         On a broker failure the records stay in the outbox and the next call tries
         again; a record sent twice carries the same event id both times.
         """
-        total = 0
-        while pending := self.store.pending():
-            try:
-                self._send_in_order(self._client(), pending)
-            except (KafkaError, BrokerUnavailable) as exc:
-                self.log.warning("outbox.relay_failed", error=type(exc).__name__,
-                                 pending=len(pending))
-                self.metrics.outbox_pending.labels(self.processor.name).set(
-                    self.store.pending_count())
-                self._discard_producer()
-                return total
-            self.store.acknowledge(pending[-1].seq)
-            for rec in pending:
-                self.metrics.records_out.labels(self.processor.name, rec.topic).inc()
-            total += len(pending)
+        acked = 0
+        try:
+            producer = self._client()
+            while True:
+                acked += self._reap()
+                self._send_pending(producer, wait=True)
+                if not self._inflight:
+                    break
+                producer.flush(timeout=self.settings.produce_timeout_s)
+                acked += self._reap()
+                if self._inflight:  # flush returned, yet a record is still unanswered
+                    raise KafkaTimeoutError("the broker did not answer the whole outbox")
+        except (KafkaError, BrokerUnavailable) as exc:
+            self._relay_failed(exc)
+            return acked
         self.metrics.outbox_pending.labels(self.processor.name).set(0)
-        return total
+        return acked
 
-    def _send_in_order(self, producer: KafkaProducer, pending: Sequence[OutboxRecord]) -> None:
-        """Send and await ``pending``; a checkpoint waits for the records before it."""
-        futures: list[Any] = []
-        unsettled = False  # records of other topics sent since the last wait
-        for rec in pending:
-            checkpoint = rec.topic in self._checkpoints
-            if checkpoint and unsettled:
-                self._settle(producer, futures)
-                futures, unsettled = [], False
-            futures.append(producer.send(rec.topic, key=rec.key, value=rec.value,
-                                         headers=rec.headers or None))
-            unsettled = unsettled or not checkpoint
-        self._settle(producer, futures)
+    def _pump(self) -> None:
+        """The pipelined relay: forget what the broker confirmed, send what is new; no wait."""
+        try:
+            self._reap()
+            self._send_pending(self._client(), wait=False)
+        except (KafkaError, BrokerUnavailable) as exc:
+            self._relay_failed(exc)
 
-    def _settle(self, producer: KafkaProducer, futures: Sequence[Any]) -> None:
-        producer.flush(timeout=self.settings.produce_timeout_s)
-        for future in futures:
-            future.get(timeout=0)
+    def _send_pending(self, producer: KafkaProducer, *, wait: bool) -> None:
+        """Send the outbox records not in flight yet, in order.
+
+        A checkpoint is sent only once every earlier record of another topic is
+        acknowledged: with ``wait`` the relay waits for them, otherwise it stops
+        there and the next call goes on. Checkpoints among themselves stream.
+        """
+        while pending := self.store.pending(after=self._sent_seq):
+            for rec in pending:
+                checkpoint = rec.topic in self._checkpoints
+                if checkpoint and self._others_in_flight:
+                    if not wait:
+                        return
+                    producer.flush(timeout=self.settings.produce_timeout_s)
+                    self._reap()
+                    if self._others_in_flight:
+                        raise KafkaTimeoutError("the broker did not answer before a checkpoint")
+                future = producer.send(rec.topic, key=rec.key, value=rec.value,
+                                       headers=rec.headers or None)
+                self._inflight.append(_InFlight(rec.seq, rec.topic, future, checkpoint))
+                self._others_in_flight += not checkpoint
+                self._sent_seq = rec.seq
+
+    def _reap(self) -> int:
+        """Acknowledge the records at the head of the flight that the broker confirmed;
+        then raise the error of the first one that failed, if one did."""
+        inflight, last, failed = self._inflight, 0, None
+        out: dict[str, int] = {}
+        while inflight and inflight[0].future.is_done:
+            head = inflight[0]
+            if head.future.exception is not None:
+                failed = head.future.exception
+                break
+            inflight.popleft()
+            last = head.seq
+            self._others_in_flight -= not head.checkpoint
+            out[head.topic] = out.get(head.topic, 0) + 1
+        if last:
+            self.store.acknowledge(last)
+            for topic, count in out.items():
+                self.metrics.records_out.labels(self.processor.name, topic).inc(count)
+        if failed is not None:
+            raise failed
+        return sum(out.values())
+
+    def _relay_failed(self, exc: Exception) -> None:
+        """Start the relay over from the outbox, with a fresh producer."""
+        self.log.warning("outbox.relay_failed", error=type(exc).__name__,
+                         in_flight=len(self._inflight))
+        self._inflight.clear()
+        self._others_in_flight = 0
+        self._sent_seq = 0  # everything not acknowledged is still in the outbox
+        self.metrics.outbox_pending.labels(self.processor.name).set(self.store.pending_count())
+        self._discard_producer()
 
     def _client(self) -> KafkaProducer:
         if self._producer is None:
@@ -347,7 +425,8 @@ class ProcessorLoop:
             self._consumer.seek_to_beginning(*fresh)
         self.log.info("partitions.assigned", partitions=_names(assigned), fresh=_names(fresh))
 
-    def _mirror_positions(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+    def _mirror_positions(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> int:
+        """Commit the positions to the group and report the lag; return the records behind."""
         assert self._consumer is not None
         offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
                    for tp, records in polled.items()}
@@ -363,6 +442,7 @@ class ProcessorLoop:
                 lag[base] = lag.get(base, 0) + max(0, end - self._consumer.position(tp))
         for base, records in lag.items():
             self.metrics.lag.labels(self.processor.name, base).set(records)
+        return sum(lag.values())
 
 
 def _raw(inbound: Inbound, value: bytes | None) -> Inbound:

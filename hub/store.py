@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 Headers = Sequence[tuple[str, bytes]]
+_NO_HEADERS = "[]"
+#: Keys per ``IN (...)`` query: well under SQLite's bound on parameters (999 before 3.32).
+_KEYS_PER_QUERY = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,28 @@ class Txn:
             "partition = excluded.partition",
             (ns, key, partition, json.dumps(value, separators=(",", ":"))))
 
+    def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The JSON values stored under ``keys`` of ``ns`` (those that exist), in few queries."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[start:start + _KEYS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))  # placeholders only: the keys are parameters
+            rows = self._conn.execute(
+                f"SELECT key, value FROM state WHERE ns = ? AND key IN ({marks})",  # noqa: S608
+                (ns, *chunk))
+            found.update((key, json.loads(value)) for key, value in rows)
+        return found
+
+    def put_many(self, ns: str, items: Iterable[tuple[str, Any, int]]) -> None:
+        """``put`` for many (key, value, partition) of one namespace, with one statement."""
+        self._conn.executemany(
+            "INSERT INTO state (ns, key, partition, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
+            "partition = excluded.partition",
+            ((ns, key, partition, json.dumps(value, separators=(",", ":")))
+             for key, value, partition in items))
+
     def items(self, ns: str) -> Iterator[tuple[str, Any]]:
         """Every (key, value) of a namespace, in key order."""
         rows = self._conn.execute("SELECT key, value FROM state WHERE ns = ? ORDER BY key", (ns,))
@@ -88,10 +113,15 @@ class Txn:
 
     def emit(self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()) -> None:
         """Queue a record for the relay; it leaves only if this transaction commits."""
-        encoded = json.dumps([[name, raw.hex()] for name, raw in headers])
-        self._conn.execute(
+        self.emit_many([(topic, key, value, headers)])
+
+    def emit_many(self, records: Iterable[tuple[str, bytes | None, bytes, Headers]]) -> None:
+        """``emit`` for many records, in order, with one statement."""
+        self._conn.executemany(
             "INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
-            (topic, key, value, encoded))
+            ((topic, key, value, _NO_HEADERS if not headers
+              else json.dumps([[name, raw.hex()] for name, raw in headers]))
+             for topic, key, value, headers in records))
 
 
 def connect(path: Path, *, durable: bool, schema: str = "",
@@ -139,12 +169,14 @@ class Store:
         rows = self._conn.execute("SELECT topic, partition, next_offset FROM positions")
         return {(topic, partition): offset for topic, partition, offset in rows}
 
-    def pending(self, limit: int = 10_000) -> list[OutboxRecord]:
-        """The oldest records not yet acknowledged, in commit order."""
+    def pending(self, limit: int = 10_000, *, after: int = 0) -> list[OutboxRecord]:
+        """The oldest records not yet acknowledged (of those past ``after``), in commit order."""
         rows = self._conn.execute(
-            "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?", (limit,))
+            "SELECT seq, topic, key, value, headers FROM outbox WHERE seq > ? ORDER BY seq "
+            "LIMIT ?", (after, limit))
         return [
             OutboxRecord(seq, topic, key, value,
+                         [] if headers == _NO_HEADERS else
                          [(name, bytes.fromhex(raw)) for name, raw in json.loads(headers)])
             for seq, topic, key, value, headers in rows
         ]

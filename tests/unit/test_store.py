@@ -57,3 +57,29 @@ def test_drop_partition_forgets_only_that_partition(tmp_path: Path) -> None:
         store.drop_partition(0)
         with store.transaction() as txn:
             assert (txn.get("ns", "a"), txn.get("ns", "b")) == (None, 2)
+
+
+def test_pending_after_a_seq_skips_what_is_in_flight(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.emit_many([("out", b"k", bytes([i]), [("h", b"\x01")] if i == 3 else [])
+                           for i in range(5)])
+        first = store.pending(limit=2)
+        rest = store.pending(after=first[-1].seq)
+        assert [r.value for r in rest] == [b"\x02", b"\x03", b"\x04"]
+        assert [r.headers for r in rest] == [[], [("h", b"\x01")], []]
+
+
+def test_many_keys_are_read_and_written_in_bulk(tmp_path: Path) -> None:
+    keys = [f"{i:09d}" for i in range(1200)]  # more than one query's worth
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.put_many("ns", ((key, {"n": i}, i % 6) for i, key in enumerate(keys)))
+            txn.put("other", keys[0], "not this one", partition=0)
+        with store.transaction() as txn:
+            found = txn.get_many("ns", [*keys, keys[5], "missing"])
+            assert found == {key: {"n": i} for i, key in enumerate(keys)}
+        store.drop_partition(1)
+        with store.transaction() as txn:
+            assert txn.get("ns", keys[1]) is None
+            assert txn.get("ns", keys[2]) == {"n": 2}
