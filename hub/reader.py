@@ -71,10 +71,17 @@ class TopicReader:
     def catch_up(self, apply: Callable[[list[Inbound]], None], timeout_s: float = 60.0) -> int:
         """Read until the end offsets seen at the call, applying each batch; return the count."""
         assert self._consumer is not None, "start() first"
-        ends = self._consumer.end_offsets(list(self._consumer.assignment()))
+        consumer = self._consumer
+        ends = consumer.end_offsets(list(consumer.assignment()))
         deadline = time.monotonic() + timeout_s
         total = 0
-        while any(self._consumer.position(tp) < end for tp, end in ends.items()):
+
+        def behind(tp: TopicPartition, end: int) -> bool:
+            # The listed end can lag the records there (seen on the embedded broker):
+            # the highwater the fetches report counts too, once known.
+            return bool(consumer.position(tp) < max(end, consumer.highwater(tp) or 0))
+
+        while any(behind(tp, end) for tp, end in ends.items()):
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(
                     f"could not catch up with {list(self._base)} in {timeout_s}s")
