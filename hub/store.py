@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from hub.errors import StoreError
 
 _SCHEMA = """
@@ -33,6 +35,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 Headers = Sequence[tuple[str, bytes]]
+
+#: State values are JSON text. orjson writes and reads it ~5x faster than the json
+#: module, and the processors write every touched key once per batch. (Non-ASCII
+#: is stored as UTF-8 rather than escaped: the same values either way.)
+_loads = orjson.loads
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
 _NO_HEADERS = "[]"
 #: Keys per ``IN (...)`` query: well under SQLite's bound on parameters (999 before 3.32).
 _KEYS_PER_QUERY = 500
@@ -59,7 +71,7 @@ class Txn:
         """The JSON value stored under (ns, key), or None."""
         row = self._conn.execute(
             "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _loads(row[0])
 
     def put(self, ns: str, key: str, value: Any, *, partition: int) -> None:
         """Store a JSON-serialisable value; ``partition`` says which input partition owns it."""
@@ -67,7 +79,7 @@ class Txn:
             "INSERT INTO state (ns, key, partition, value) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "partition = excluded.partition",
-            (ns, key, partition, json.dumps(value, separators=(",", ":"))))
+            (ns, key, partition, _dumps(value)))
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
         """The JSON values stored under ``keys`` of ``ns`` (those that exist), in few queries."""
@@ -79,7 +91,7 @@ class Txn:
             rows = self._conn.execute(
                 f"SELECT key, value FROM state WHERE ns = ? AND key IN ({marks})",  # noqa: S608
                 (ns, *chunk))
-            found.update((key, json.loads(value)) for key, value in rows)
+            found.update((key, _loads(value)) for key, value in rows)
         return found
 
     def put_many(self, ns: str, items: Iterable[tuple[str, Any, int]]) -> None:
@@ -88,14 +100,14 @@ class Txn:
             "INSERT INTO state (ns, key, partition, value) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "partition = excluded.partition",
-            ((ns, key, partition, json.dumps(value, separators=(",", ":")))
+            ((ns, key, partition, _dumps(value))
              for key, value, partition in items))
 
     def items(self, ns: str) -> Iterator[tuple[str, Any]]:
         """Every (key, value) of a namespace, in key order."""
         rows = self._conn.execute("SELECT key, value FROM state WHERE ns = ? ORDER BY key", (ns,))
         for key, value in rows.fetchall():
-            yield key, json.loads(value)
+            yield key, _loads(value)
 
     def drop_partition(self, partition: int) -> None:
         """Forget the state and the input positions of one partition number."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from hub.errors import HubError
@@ -26,6 +27,9 @@ EXPECTED: Mapping[str, frozenset[str]] = {
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: A business sends many events: its SIREN's Luhn check is done once, not per event.
+_valid_siren = lru_cache(maxsize=65_536)(is_valid_siren)
 
 
 class InvalidEventError(HubError):
@@ -147,7 +151,7 @@ def parse(record: str, datum: Mapping[str, Any]) -> Event:
         raise InvalidEventError(f"the passport does not apply {record} records")
     try:
         siren = datum["siren"]
-        if not is_valid_siren(siren):
+        if not _valid_siren(siren):
             raise InvalidEventError(f"{record}: invalid SIREN {siren!r}")
         return build(record, datum, str(datum["event_id"]), millis(datum["occurred_at"]), siren)
     except (KeyError, TypeError) as exc:

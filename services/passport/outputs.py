@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.ids import derive
-from services.passport.events import from_millis, millis
+from services.passport.events import millis
 from services.passport.rules import Lead, Offer, Parked, Passport, Profile, Score
 
 SOURCE = "passport"
@@ -28,6 +28,9 @@ def snapshot(passport: Passport, *, event_id: str, input_offsets: Mapping[str, i
 
     A business known only by parked events gets one too (state
     ``awaiting_enrolment``, empty name and place), so a takeover keeps them.
+    Times are epoch milliseconds, which the codec writes as ``timestamp-millis``
+    with the same bytes as the datetimes a reader gets back, at a fraction of
+    the cost of building those datetimes here.
     """
     profile = passport.profile
     if passport.last_event_at is None:
@@ -36,7 +39,7 @@ def snapshot(passport: Passport, *, event_id: str, input_offsets: Mapping[str, i
     return {
         "event_id": event_id,
         # The latest event time the passport reflects: no clock is read here.
-        "occurred_at": from_millis(passport.last_event_at),
+        "occurred_at": passport.last_event_at,
         "source": SOURCE,
         "siren": passport.siren,
         "name": "" if profile is None else profile.name,
@@ -45,20 +48,20 @@ def snapshot(passport: Passport, *, event_id: str, input_offsets: Mapping[str, i
         "naf": None if profile is None else profile.naf,
         "state": passport.status,
         "modules_completed": list(passport.modules_completed),
-        "passport_issued_at": None if issued_at is None else from_millis(issued_at),
+        "passport_issued_at": issued_at,
         "consent_share_with_resellers": passport.consents,
         "offer_requests": passport.offer_requests,
         "leads_requested": passport.leads_requested,
         "input_offsets": dict(input_offsets),
         "replay_from": dict(replay_from),
         "contact_email": None if profile is None else profile.contact_email,
-        "enrolled_at": None if profile is None else from_millis(profile.as_of),
+        "enrolled_at": None if profile is None else profile.as_of,
         "enrolment_id": None if profile is None else profile.enrolment_id,
         "consent_withdrawn": passport.consent_withdrawn,
         "erased": passport.erased,
-        "modules": [{"module_id": module, "completed_at": from_millis(at)}
+        "modules": [{"module_id": module, "completed_at": at}
                     for module, at in sorted(passport.modules.items())],
-        "offers": [{"event_id": o.event_id, "occurred_at": from_millis(o.occurred_at),
+        "offers": [{"event_id": o.event_id, "occurred_at": o.occurred_at,
                     "category": o.category, "outcome": o.decision, "lead_id": o.lead_id}
                    for o in passport.offers],
         "feedback": [{"event_id": f.event_id, "module_id": f.module_id,
@@ -102,10 +105,10 @@ def restore(datum: Mapping[str, Any]) -> Passport:
 
 
 def lead_requested(lead: Lead) -> dict[str, Any]:
-    """The ``LeadRequested`` datum of a lead."""
+    """The ``LeadRequested`` datum of a lead (times as epoch milliseconds, as ``snapshot``)."""
     return {
         "event_id": lead.event_id,
-        "occurred_at": from_millis(lead.occurred_at),
+        "occurred_at": lead.occurred_at,
         "source": SOURCE,
         "schema_version": 1,
         "lead_id": lead.lead_id,

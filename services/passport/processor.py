@@ -74,12 +74,16 @@ class PassportProcessor:
         starts: dict[int, dict[str, int]] = {}
         rejected: list[Emit] = []
         leads: list[Emit] = []
+        # Every business the batch names, read in a few queries rather than one each.
+        stored = state.get_many(PASSPORTS_NS, (inbound.key.decode("utf-8", "replace")
+                                               for inbound in batch if inbound.key is not None))
         for inbound in batch:
             self._advance(state, offsets, starts, inbound)
             try:
                 event = events.parse_inbound(inbound.topic, inbound.record, inbound.key,
                                              inbound.datum)
-                entry = touched.get(event.siren) or self._load(state, event.siren, inbound)
+                entry = touched.get(event.siren) or _loaded(event.siren, stored.get(event.siren),
+                                                             inbound.partition)
                 outcome = rules.apply(entry.now, event, inbound.datum)
             except InvalidEventError as exc:
                 rejected.append(Rejected(inbound, exc, "validate"))
@@ -94,9 +98,7 @@ class PassportProcessor:
         rejected.extend(self._sweep(state, touched))
         for partition, positions in offsets.items():
             state.put(OFFSETS_NS, str(partition), positions, partition=partition)
-        snapshots = [self._save(state, siren, entry, offsets, starts)
-                     for siren, entry in touched.items() if entry.now != entry.before]
-        return [*leads, *snapshots, *rejected]
+        return [*leads, *self._save(state, touched, offsets, starts), *rejected]
 
     @staticmethod
     def _advance(state: Txn, offsets: dict[int, dict[str, int]],
@@ -134,38 +136,52 @@ class PassportProcessor:
         return out
 
     @staticmethod
-    def _load(state: Txn, siren: str, inbound: Inbound) -> _Touched:
-        entry = PassportProcessor._load_stored(state, siren, inbound.partition)
-        entry.last = inbound
-        return entry
-
-    @staticmethod
     def _load_stored(state: Txn, siren: str, partition: int) -> _Touched:
-        stored: dict[str, Any] | None = state.get(PASSPORTS_NS, siren)
-        passport = Passport(siren) if stored is None else persist.load(stored)
-        return _Touched(passport, passport, partition, None)
+        return _loaded(siren, state.get(PASSPORTS_NS, siren), partition)
 
-    def _save(self, state: Txn, siren: str, entry: _Touched,
-              offsets: dict[int, dict[str, int]], starts: dict[int, dict[str, int]]) -> Outbound:
-        partition = entry.partition
-        state.put(PASSPORTS_NS, siren, persist.dump(entry.now), partition=partition)
-        if entry.now.parked:
-            since = min(p.occurred_at for p in entry.now.parked)
-            state.put(PARKED_NS, siren, {"at": since, "partition": partition},
-                      partition=partition)
-        elif entry.before.parked:
-            state.delete(PARKED_NS, siren)
-        if entry.now.issued_at is not None and entry.before.issued_at is None:
-            self.log.info("passport.issued", siren=siren, partition=partition)
-        positions = offsets.get(partition) or dict(state.get(OFFSETS_NS, str(partition)) or {})
-        last = entry.last
-        where = (f"{last.topic}/{last.partition}/{last.offset}" if last is not None
-                 else f"expired@{positions}")
-        event_id = outputs.snapshot_id(siren, where)
-        datum = outputs.snapshot(entry.now, event_id=event_id, input_offsets=positions,
-                                 replay_from=starts.get(partition, positions))
-        state.put(LAST_SNAPSHOT_NS, str(partition), event_id, partition=partition)
-        return Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum)
+    def _save(self, state: Txn, touched: dict[str, _Touched], offsets: dict[int, dict[str, int]],
+              starts: dict[int, dict[str, int]]) -> list[Outbound]:
+        """Store every changed passport; return their snapshots, in the order touched."""
+        snapshots: list[Outbound] = []
+        passports: list[tuple[str, Any, int]] = []
+        parked: list[tuple[str, Any, int]] = []
+        last_ids: dict[int, str] = {}
+        for siren, entry in touched.items():
+            if entry.now == entry.before:
+                continue
+            now, partition = entry.now, entry.partition
+            passports.append((siren, persist.dump(now), partition))
+            if now.parked:
+                since = min(p.occurred_at for p in now.parked)
+                parked.append((siren, {"at": since, "partition": partition}, partition))
+            elif entry.before.parked:
+                state.delete(PARKED_NS, siren)
+            if now.issued_at is not None and entry.before.issued_at is None:
+                self.log.info("passport.issued", siren=siren, partition=partition)
+            positions = offsets.get(partition)
+            if positions is None:  # only the sweep touched this partition
+                positions = offsets[partition] = dict(
+                    state.get(OFFSETS_NS, str(partition)) or {})
+            last = entry.last
+            where = (f"{last.topic}/{last.partition}/{last.offset}" if last is not None
+                     else f"expired@{positions}")
+            event_id = outputs.snapshot_id(siren, where)
+            datum = outputs.snapshot(now, event_id=event_id, input_offsets=positions,
+                                     replay_from=starts.get(partition, positions))
+            last_ids[partition] = event_id
+            snapshots.append(Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum))
+        state.put_many(PASSPORTS_NS, passports)
+        state.put_many(PARKED_NS, parked)
+        # The restorer compares the last snapshot of a partition on the topic with this.
+        state.put_many(LAST_SNAPSHOT_NS, ((str(partition), event_id, partition)
+                                          for partition, event_id in last_ids.items()))
+        return snapshots
+
+
+def _loaded(siren: str, stored: dict[str, Any] | None, partition: int) -> _Touched:
+    """A business as the store holds it (a new passport if it holds none)."""
+    passport = Passport(siren) if stored is None else persist.load(stored)
+    return _Touched(passport, passport, partition, None)
 
 
 def _parked_inbound(parked: Parked, siren: str, partition: int) -> Inbound:

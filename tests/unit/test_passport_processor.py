@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from hub.processor import Emit, Inbound, Outbound, Rejected
@@ -11,7 +11,7 @@ from schemas import catalog
 from schemas.codec import Codec
 from services.passport import outputs
 from services.passport.processor import OFFSETS_NS, PASSPORTS_NS, PassportProcessor
-from tests.unit.test_passport_rules import SIREN, THREE, Item, at, enrolled, module, offer
+from tests.unit.test_passport_rules import SIREN, THREE, Item, at, enrolled, module, ms, offer
 
 OTHER = "542051180"
 TOPIC_OF = {"BusinessEnrolled": catalog.ENROLMENTS, "ModuleCompleted": catalog.TRAINING,
@@ -32,6 +32,13 @@ class FakeTxn:
     def put(self, ns: str, key: str, value: Any, *, partition: int) -> None:
         self.data[(ns, key)] = json.dumps(value)
         self.partitions[(ns, key)] = partition
+
+    def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
+        return {key: value for key in keys if (value := self.get(ns, key)) is not None}
+
+    def put_many(self, ns: str, items: Iterable[tuple[str, Any, int]]) -> None:
+        for key, value, partition in items:
+            self.put(ns, key, value, partition=partition)
 
     def delete(self, ns: str, key: str) -> None:
         self.data.pop((ns, key), None)
@@ -80,7 +87,10 @@ def test_two_events_of_one_business_in_a_batch_make_one_snapshot() -> None:
     assert snapshot.datum["state"] == "in_training"
     assert snapshot.datum["modules_completed"] == ["website-create"]
     assert snapshot.datum["region"] == "11"
-    assert snapshot.datum["occurred_at"] == at(10)
+    assert snapshot.datum["occurred_at"] == ms(10)  # epoch millis: on the wire, the same timestamp
+    codec = Codec.default()
+    wire = codec.decode(codec.encode("PassportSnapshot", snapshot.datum)).datum
+    assert (wire["occurred_at"], wire["enrolled_at"]) == (at(10), at(0))
     assert snapshot.datum["source"] == "passport"
     assert snapshot.datum["input_offsets"] == {f"{catalog.ENROLMENTS}/2": 1,
                                                f"{catalog.TRAINING}/2": 1}
@@ -106,10 +116,10 @@ def test_the_passport_is_issued_and_a_lead_requested_across_batches() -> None:
     [snapshot] = _of(out, catalog.PASSPORTS)
     assert lead.record == "LeadRequested"
     assert lead.key == lead.datum["lead_id"]
-    assert lead.datum["occurred_at"] == at(60)
+    assert lead.datum["occurred_at"] == ms(60)
     assert lead.datum["contact_email"] == "contact@boulangerie.example"
     assert snapshot.datum["state"] == "passport_issued"
-    assert snapshot.datum["passport_issued_at"] == at(30)
+    assert snapshot.datum["passport_issued_at"] == ms(30)
     assert (snapshot.datum["offer_requests"], snapshot.datum["leads_requested"]) == (1, 1)
     assert snapshot.datum["input_offsets"] == {f"{catalog.ENROLMENTS}/2": 1,
                                                f"{catalog.TRAINING}/2": 3,
