@@ -20,6 +20,7 @@ the store, not the group, is the truth about what was applied.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import deque
@@ -240,7 +241,19 @@ class ProcessorLoop:
         return count
 
     def _commit_batch(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        name = self.processor.name
+        # A batch allocates ~10 objects per record, nearly all freed by reference
+        # counting; the cyclic collector's passes over them (and over the batch in
+        # hand) cost ~20% of the batch. It runs between batches instead.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._apply_and_commit(polled)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _apply_and_commit(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        name, decode = self.processor.name, self.codec.decode
         batch: list[Inbound] = []
         dead: list[Rejected] = []
         positions = _Positions()
@@ -249,11 +262,12 @@ class ProcessorLoop:
             self.metrics.records_in.labels(name, base).inc(len(records))
             positions.next[tp] = records[-1].offset + 1
             for rec in records:
-                inbound = Inbound(base, tp.partition, rec.offset, rec.key, "", {}, rec.timestamp)
                 try:
-                    decoded = self.codec.decode(rec.value)
+                    decoded = decode(rec.value)
                 except ContractError as exc:
-                    dead.append(Rejected(_raw(inbound, rec.value), exc, "decode"))
+                    dead.append(Rejected(Inbound(base, tp.partition, rec.offset, rec.key, "",
+                                                 {"__raw__": rec.value or b""}, rec.timestamp),
+                                         exc, "decode"))
                     continue
                 batch.append(Inbound(base, tp.partition, rec.offset, rec.key, decoded.record,
                                      decoded.datum, rec.timestamp))
@@ -443,12 +457,6 @@ class ProcessorLoop:
         for base, records in lag.items():
             self.metrics.lag.labels(self.processor.name, base).set(records)
         return sum(lag.values())
-
-
-def _raw(inbound: Inbound, value: bytes | None) -> Inbound:
-    """An inbound that could not be decoded: carries its raw bytes to the dead letters."""
-    return Inbound(inbound.topic, inbound.partition, inbound.offset, inbound.key, "",
-                   {"__raw__": value or b""}, inbound.timestamp_ms)
 
 
 def store_path(settings: Settings, component: str, instance: str = "0") -> Path:
