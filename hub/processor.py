@@ -81,6 +81,9 @@ class Rejected:
 
 Emit = Outbound | Rejected
 
+#: Encoded records written to the outbox per statement.
+_OUTBOX_CHUNK = 2000
+
 
 class Processor(Protocol):
     """The contract every service implements (CONVENTIONS.md 2)."""
@@ -277,10 +280,16 @@ class ProcessorLoop:
             for rejected in dead:
                 self._dead_letter(txn, rejected)
             outbound: list[tuple[str, bytes | None, bytes, Headers]] = []
-            for emit in emits:
-                if isinstance(emit, Rejected):
+            # Taken from the end of the reversed list, each datum is let go once
+            # encoded, and rows go to the outbox in chunks: a large batch never
+            # holds all its datums and all their encodings at once.
+            emits.reverse()
+            while emits:
+                emit = emits.pop()
+                if isinstance(emit, Rejected) or len(outbound) >= _OUTBOX_CHUNK:
                     txn.emit_many(outbound)  # the outbox keeps the processor's order
                     outbound.clear()
+                if isinstance(emit, Rejected):
                     self._dead_letter(txn, emit)
                 else:
                     outbound.append((topic(emit.topic), emit.key.encode(),

@@ -82,14 +82,15 @@ class PassportProcessor:
             try:
                 event = events.parse_inbound(inbound.topic, inbound.record, inbound.key,
                                              inbound.datum)
-                entry = touched.get(event.siren) or _loaded(event.siren, stored.get(event.siren),
-                                                             inbound.partition)
+                entry = touched.get(event.siren)
+                if entry is None:  # its stored JSON is let go once loaded
+                    entry = touched[event.siren] = _loaded(
+                        event.siren, stored.pop(event.siren, None), inbound.partition)
                 outcome = rules.apply(entry.now, event, inbound.datum)
             except InvalidEventError as exc:
                 rejected.append(Rejected(inbound, exc, "validate"))
                 continue
             entry.now, entry.last = outcome.passport, inbound
-            touched[event.siren] = entry
             for lead in outcome.leads:
                 leads.append(Outbound(catalog.LEAD_REQUESTS, lead.lead_id, "LeadRequested",
                                       outputs.lead_requested(lead)))
@@ -142,15 +143,16 @@ class PassportProcessor:
     def _save(self, state: Txn, touched: dict[str, _Touched], offsets: dict[int, dict[str, int]],
               starts: dict[int, dict[str, int]]) -> list[Outbound]:
         """Store every changed passport; return their snapshots, in the order touched."""
+        changed = [(siren, entry) for siren, entry in touched.items() if entry.now != entry.before]
+        # Serialised row by row as SQLite takes them: a batch's passports are never
+        # all held as JSON at once.
+        state.put_many(PASSPORTS_NS, ((siren, persist.dump(entry.now), entry.partition)
+                                      for siren, entry in changed))
         snapshots: list[Outbound] = []
-        passports: list[tuple[str, Any, int]] = []
         parked: list[tuple[str, Any, int]] = []
         last_ids: dict[int, str] = {}
-        for siren, entry in touched.items():
-            if entry.now == entry.before:
-                continue
+        for siren, entry in changed:
             now, partition = entry.now, entry.partition
-            passports.append((siren, persist.dump(now), partition))
             if now.parked:
                 since = min(p.occurred_at for p in now.parked)
                 parked.append((siren, {"at": since, "partition": partition}, partition))
@@ -170,7 +172,6 @@ class PassportProcessor:
                                      replay_from=starts.get(partition, positions))
             last_ids[partition] = event_id
             snapshots.append(Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum))
-        state.put_many(PASSPORTS_NS, passports)
         state.put_many(PARKED_NS, parked)
         # The restorer compares the last snapshot of a partition on the topic with this.
         state.put_many(LAST_SNAPSHOT_NS, ((str(partition), event_id, partition)
