@@ -133,7 +133,8 @@ class PassportProcessor:
                                         f"{parked.record} waited more than "
                                         f"{self.parked_ttl_ms // 3_600_000} h for the enrolment "
                                         f"of {siren}"), "expire"))
-            self.log.info("parked.expired", siren=siren, events=len(gone))
+            if gone:
+                self.log.info("parked.expired", siren=siren, events=len(gone))
         return out
 
     @staticmethod

@@ -208,14 +208,15 @@ def apply(passport: Passport, event: Event, datum: Mapping[str, Any]) -> Outcome
 def expire(passport: Passport, older_than: int) -> tuple[Passport, tuple[Parked, ...]]:
     """Take out the parked events that occurred before ``older_than`` (epoch ms).
 
-    They are remembered as applied, so a redelivery does not park them again.
+    They are NOT remembered as applied: they go to the dead letters, and an
+    operator who redrives one (same event id) once the enrolment is in gets it
+    applied. A replay that meets one again parks it again, until the next sweep.
     """
     gone = tuple(p for p in passport.parked if p.occurred_at < older_than)
     if not gone:
         return passport, ()
     kept = tuple(p for p in passport.parked if p.occurred_at >= older_than)
-    return replace(passport, parked=kept,
-                   applied=passport.applied | {p.event_id for p in gone}), gone
+    return replace(passport, parked=kept), gone
 
 
 def _enrol(passport: Passport, event: Enrolled) -> Outcome:

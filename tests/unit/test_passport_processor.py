@@ -174,3 +174,25 @@ def test_events_of_a_business_not_enrolled_are_kept_in_an_awaiting_snapshot() ->
     assert snapshot.datum["state"] == "passport_issued"
     assert snapshot.datum["modules_completed"] == ["website-create", "website-traffic",
                                                    "email-pro"]
+
+
+def test_events_parked_past_the_bound_go_to_the_dead_letters_and_the_rest_stay() -> None:
+    txn, offsets = FakeTxn(), Offsets()
+    now = [ms(0)]
+    processor = PassportProcessor(parked_ttl_ms=60 * 60_000, clock=lambda: now[0])
+    processor.apply(txn, [offsets.inbound(module("website-create", 10)),  # type: ignore[arg-type]
+                          offsets.inbound(module("website-traffic", 100))])
+    now[0] = ms(90)  # the first waited 80 minutes, the second is not due yet
+    out = list(processor.apply(txn, [offsets.inbound(offer(95))]))  # type: ignore[arg-type]
+    [letter] = [e for e in out if isinstance(e, Rejected)]
+    assert letter.stage == "expire"
+    assert (letter.inbound.topic, letter.inbound.offset) == (catalog.TRAINING, -1)
+    assert letter.inbound.datum["module_id"] == "website-create"
+    Codec.default().encode(letter.inbound.record, letter.inbound.datum)  # redrivable as it is
+    [snapshot] = _of(out, catalog.PASSPORTS)
+    assert [json.loads(p["datum_json"])["module_id"] for p in snapshot.datum["parked"]
+            if p["record"] == "ModuleCompleted"] == ["website-traffic"]
+    now[0] = ms(175)  # now the second module has waited 75 minutes, and the offer 80
+    out = list(processor.apply(txn, [offsets.inbound(module("email-pro", 170))]))  # type: ignore[arg-type]
+    assert sorted(e.inbound.record for e in out if isinstance(e, Rejected)) == [
+        "ModuleCompleted", "OfferRequested"]
