@@ -41,6 +41,11 @@ $(BENCH_STAMP): $(STAMP)
 bench-passport: $(BENCH_STAMP)
 	$(BIN)/python -m bench.bench_passport $(BENCH_ARGS)
 
+.PHONY: bench-restore
+## Restore benchmark: 1M passports rebuilt from pn.passports.v1, against a raw read of it.
+bench-restore: $(STAMP)
+	$(BIN)/python -m bench.bench_restore $(BENCH_ARGS)
+
 ## Lint, type-check and run every test (unit, integration, end to end).
 test: lint typecheck
 	$(BIN)/pytest -q
