@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from hub import kafka, logs
 from hub.config import Settings
@@ -63,9 +64,26 @@ class PassportRestorer:
         consumer = kafka.consumer(self.settings, group=None, enable_auto_commit=False)
         try:
             for partition in partitions:
-                self._restore_one(store, consumer, TopicPartition(topic, partition))
+                self._restore_with_retries(store, consumer, TopicPartition(topic, partition))
         finally:
             consumer.close(autocommit=False)
+
+    def _restore_with_retries(self, store: Store, consumer: KafkaConsumer,
+                              tp: TopicPartition) -> None:
+        """Retry a partition whose broker is not answering yet (a cluster that just
+        started, a leader moving); each attempt commits whole or not at all."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                self._restore_one(store, consumer, tp)
+                return
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(
+                        f"restore of {tp.topic}/{tp.partition} failed: {exc}") from exc
+                self.log.warning("restore.retry", partition=tp.partition,
+                                 error=type(exc).__name__)
+                time.sleep(1.0)
 
     def _restore_one(self, store: Store, consumer: KafkaConsumer, tp: TopicPartition) -> None:
         consumer.assign([tp])
