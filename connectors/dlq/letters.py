@@ -89,16 +89,22 @@ def read_all(settings: Settings, *, timeout_s: float = 30.0) -> list[DeadLetter]
         partitions = [TopicPartition(physical, p) for p in sorted(ids)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
+        listed = consumer.end_offsets(partitions)
         letters: list[DeadLetter] = []
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
+
+        def end(tp: TopicPartition) -> int:
+            # The listed end can lag the records there (the embedded broker's does):
+            # the highwater the fetches report counts too, once known.
+            return int(max(listed[tp], consumer.highwater(tp) or 0))
+
+        while any(consumer.position(tp) < end(tp) for tp in partitions):
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"could not read {physical} to its end in {timeout_s}s")
             for tp, records in consumer.poll(timeout_ms=200).items():
                 letters.extend(
                     DeadLetter(physical, tp.partition, rec.offset, rec.timestamp, rec.key,
                                rec.value, tuple(rec.headers or ()))
-                    for rec in records if rec.offset < ends[tp])
+                    for rec in records if rec.offset < end(tp))
     except KafkaError as exc:
         raise BrokerUnavailable(f"cannot read {physical}: {exc}") from exc
     finally:
