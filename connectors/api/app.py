@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -83,8 +84,9 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         statuses = {outcome.status for outcome in outcomes}
         status = 503 if 503 in statuses else 202 if 202 in statuses else 422
         headers = {"Retry-After": str(problems.RETRY_AFTER_S)} if status == 503 else None
-        return JSONResponse({"results": [o.as_item(i) for i, o in enumerate(outcomes)]},
-                            status_code=status, headers=headers)
+        # orjson: a thousand results are ~1 µs an item with json, ~0.3 with orjson.
+        return Response(orjson.dumps({"results": [o.as_item(i) for i, o in enumerate(outcomes)]}),
+                        status_code=status, headers=headers, media_type="application/json")
 
     @app.get("/v1/passports/{siren}", response_model=None, responses={
         200: openapi.json_response("Passport", "The passport."),

@@ -28,11 +28,17 @@ from hub.errors import StoreError
 from hub.store import connect
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS accepted (
-    event_id TEXT PRIMARY KEY, body_sha256 TEXT NOT NULL, topic TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS accepted_log (
+    event_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, topic TEXT NOT NULL,
     accepted_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS accepted_at ON accepted (accepted_at);
+);
+"""
+# The layout before 2026-11-30: one B-tree keyed by the (random) event id. Its rows move
+# into the log, oldest first, the first time a store opens the file.
+_MIGRATE = """
+INSERT INTO accepted_log (event_id, body_sha256, topic, accepted_at)
+    SELECT event_id, body_sha256, topic, accepted_at FROM accepted ORDER BY accepted_at;
+DROP TABLE accepted;
 """
 # Well under SQLite's bound on a statement's parameters.
 _CHUNK = 500
@@ -40,14 +46,7 @@ _PRUNE_EVERY_S = 3600.0
 # The writer gathers what arrives for this long, then commits it in one transaction:
 # one wake-up and one commit per interval, however many requests it spans.
 _WRITE_EVERY_S = 0.05
-# Event ids are random: each new row lands on its own leaf page of the table, and each
-# commit writes every page it touched to the WAL, then a checkpoint copies them back.
-# A larger cache keeps the leaves in memory, and checkpointing every 10,000 pages
-# (~40 MB of WAL) rather than 1,000 copies a page touched by many commits once.
-# Measured with 600-row commits into 100,000 rows: ~24 to ~14 CPU µs a row (building
-# the rows included); in the ingest bench the writer went from ~13 to ~6 µs an event.
-_WRITER_PRAGMAS = ("PRAGMA cache_size=-32768", "PRAGMA wal_autocheckpoint=10000")
-
+_MAX_ROWID = 2**63 - 1
 
 class Accepted(NamedTuple):
     """What the store remembers of an accepted event."""
@@ -58,14 +57,23 @@ class Accepted(NamedTuple):
 
 
 class AcceptedStore:
-    """The ``accepted`` table of one SQLite file, and the ids being published right now.
+    """The accepted events of one SQLite file, and the ids being published right now.
+
+    The file is a log: rows are appended in the order they were accepted, so a
+    commit writes the few pages at its end, however large the table. Event ids
+    are random, and a table keyed by them put each new row on a page of its own:
+    a commit wrote (and a checkpoint copied back) one page per row, ~14 CPU µs a
+    row at 100,000 rows and dearer as it grew. An id is found by the row number
+    kept in memory under the id's hash (``_rows``, ~100 bytes an id: some 100 MB
+    for a million a week), so a new event, the common case, costs no read of the
+    file, and a retry one read by row number.
 
     Writes are behind: ``remember`` puts the acknowledged events in memory, where
-    ``lookup`` finds them at once, and a writer thread commits them, a batch per
-    transaction (SQLite does its B-tree work without holding Python's lock, so
-    this runs beside the requests rather than in their way). ``close`` writes
-    what is left. A crash loses the last milliseconds of it: their retries are
-    published again, and dropped downstream.
+    ``lookup`` finds them at once, and a writer thread appends them, a batch per
+    transaction (SQLite does its work without holding Python's lock, so this runs
+    beside the requests rather than in their way). ``close`` writes what is
+    left. A crash loses the last milliseconds of it: their retries are published
+    again, and dropped downstream.
     """
 
     def __init__(self, path: Path, *, retention_s: float,
@@ -78,10 +86,8 @@ class AcceptedStore:
         self._read_lock = threading.Lock()
         self._queue: list[tuple[Accepted, int]] = []  # with when it was accepted (ms)
         self._unwritten: dict[str, Accepted] = {}  # accepted, not yet committed
-        # The hashes of every id in the table (or on its way there): an id whose hash
-        # is not here was never accepted, and a new event, the common case, costs no
-        # read of the file. About 60 bytes an id: some 60 MB for a million a week.
-        self._known: set[int] = set()
+        # hash(event id) -> its row, or the rows of the few ids that share a hash.
+        self._rows: dict[int, int | tuple[int, ...]] = {}
         self._changed = threading.Condition()
         self._closing = False
         self._hurry = False  # a flush() waits: write without gathering
@@ -89,8 +95,9 @@ class AcceptedStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = _connect(path)
             self._writer.executescript(_SCHEMA)
-            for pragma in _WRITER_PRAGMAS:
-                self._writer.execute(pragma)
+            if self._writer.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'accepted'").fetchone():
+                self._writer.executescript(f"BEGIN IMMEDIATE; {_MIGRATE} COMMIT;")
             # A second connection for lookups: WAL lets it read while the writer commits.
             self._reader = _connect(path)
         except (OSError, sqlite3.Error) as exc:
@@ -98,7 +105,8 @@ class AcceptedStore:
         self._write_lock = threading.Lock()  # one transaction at a time on the writer
         self.log = logs.get().bind(component="idempotency")
         self._pruned = 0.0
-        self._prune()  # and load the ids kept
+        self._prune()
+        self._load()
         self._thread = threading.Thread(target=self._write_behind, name="idempotency-writer",
                                         daemon=True)
         self._thread.start()
@@ -109,25 +117,30 @@ class AcceptedStore:
     def lookup(self, event_ids: Iterable[str]) -> dict[str, Accepted]:
         """The accepted events among ``event_ids``, by id."""
         found: dict[str, Accepted] = {}
-        missing: list[str] = []
+        wanted: set[str] = set()
+        rows: list[int] = []
         with self._changed:
             for event_id in event_ids:
                 accepted = self._unwritten.get(event_id)
                 if accepted is not None:
                     found[event_id] = accepted
-                elif hash(event_id) in self._known:
-                    missing.append(event_id)
-        if not missing:
+                    continue
+                at = self._rows.get(hash(event_id))
+                if at is not None:
+                    wanted.add(str(event_id))  # as the file gives it back: a plain str
+                    rows.extend((at,) if isinstance(at, int) else at)
+        if not rows:
             return found
         try:
             with self._read_lock:
-                for start in range(0, len(missing), _CHUNK):
-                    chunk = missing[start:start + _CHUNK]
+                for start in range(0, len(rows), _CHUNK):
+                    chunk = rows[start:start + _CHUNK]
                     marks = ",".join("?" * len(chunk))
-                    rows = self._reader.execute(
-                        "SELECT event_id, body_sha256, topic FROM accepted "  # noqa: S608 - marks only
-                        f"WHERE event_id IN ({marks})", chunk).fetchall()
-                    found.update((row[0], Accepted(*row)) for row in rows)
+                    for row in self._reader.execute(
+                            "SELECT event_id, body_sha256, topic FROM accepted_log "  # noqa: S608 - marks only
+                            f"WHERE rowid IN ({marks})", chunk):
+                        if row[0] in wanted:
+                            found[row[0]] = Accepted(*row)
         except sqlite3.Error as exc:
             raise StoreError(f"idempotency store unreadable: {exc}") from exc
         return found
@@ -140,7 +153,6 @@ class AcceptedStore:
         with self._changed:
             for one in accepted:
                 self._unwritten[one.event_id] = one
-                self._known.add(hash(one.event_id))
             idle = not self._queue
             self._queue.extend((one, now) for one in accepted)
             if idle:
@@ -163,20 +175,55 @@ class AcceptedStore:
         return self._prune()
 
     def _prune(self) -> int:
-        """Delete the ids past retention, then rebuild ``_known`` from those kept."""
+        """Delete the rows past retention, the oldest first, and forget their ids.
+
+        Rows are in the order they were written, so the expired ones are the
+        first: the scan stops at the first row still within the retention.
+        """
         self._pruned = self._clock()
+        cutoff = self._now_ms() - self._retention_ms
+        conn = self._writer
         try:
-            with self._write_lock:  # nothing is written meanwhile: the set misses nothing
-                cursor = self._writer.execute("DELETE FROM accepted WHERE accepted_at < ?",
-                                              (self._now_ms() - self._retention_ms,))
-                known = {hash(row[0]) for row in
-                         self._writer.execute("SELECT event_id FROM accepted")}
+            with self._write_lock:
+                first_kept = conn.execute(
+                    "SELECT rowid FROM accepted_log WHERE accepted_at >= ? ORDER BY rowid "
+                    "LIMIT 1", (cutoff,)).fetchone()
+                bound = first_kept[0] if first_kept else _MAX_ROWID
+                gone = conn.execute("SELECT rowid, event_id FROM accepted_log WHERE rowid < ?",
+                                    (bound,)).fetchall()
+                if gone:
+                    conn.execute("DELETE FROM accepted_log WHERE rowid < ?", (bound,))
         except sqlite3.Error as exc:
             raise StoreError(f"idempotency store not pruned: {exc}") from exc
         with self._changed:
-            known.update(hash(event_id) for event_id in self._unwritten)
-            self._known = known
-        return cursor.rowcount
+            for rowid, event_id in gone:
+                self._forget(hash(event_id), rowid)
+        return len(gone)
+
+    def _load(self) -> None:
+        """Index the ids the file holds (at start, before any writes)."""
+        try:
+            rows = self._writer.execute("SELECT rowid, event_id FROM accepted_log").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"idempotency store unreadable: {exc}") from exc
+        with self._changed:
+            for rowid, event_id in rows:
+                self._index(hash(event_id), rowid)
+
+    def _index(self, key: int, rowid: int) -> None:
+        at = self._rows.get(key)
+        if at is None:
+            self._rows[key] = rowid
+        else:  # another id with the same hash: keep both, lookup tells them apart
+            self._rows[key] = (*((at,) if isinstance(at, int) else at), rowid)
+
+    def _forget(self, key: int, rowid: int) -> None:
+        at = self._rows.get(key)
+        if at == rowid:
+            del self._rows[key]
+        elif isinstance(at, tuple):
+            rest = tuple(r for r in at if r != rowid)
+            self._rows[key] = rest[0] if len(rest) == 1 else rest
 
     def _write_behind(self) -> None:
         while True:
@@ -189,9 +236,11 @@ class AcceptedStore:
                 batch, self._queue = self._queue, []
                 if not batch and self._closing:
                     return
-            self._write(batch)
+            first = self._write(batch)
             with self._changed:
-                for one, _at in batch:
+                for offset, (one, _at) in enumerate(batch):
+                    if first is not None:
+                        self._index(hash(one.event_id), first + offset)
                     if self._unwritten.get(one.event_id) is one:
                         del self._unwritten[one.event_id]
                 self._changed.notify_all()
@@ -201,14 +250,22 @@ class AcceptedStore:
                 except StoreError as exc:
                     self.log.warning("idempotency.prune_failed", error=str(exc))
 
-    def _write(self, batch: list[tuple[Accepted, int]]) -> None:
-        rows = [(a.event_id, a.body_sha256, a.topic, at) for a, at in batch]
+    def _write(self, batch: list[tuple[Accepted, int]]) -> int | None:
+        """Append a batch in one transaction; the row number of its first (None: failed)."""
         conn = self._writer
         try:
             with self._write_lock:
-                conn.execute("BEGIN")
+                # IMMEDIATE: another process on the same file waits, so the rows it
+                # appends never take numbers this batch counted on.
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("INSERT OR REPLACE INTO accepted VALUES (?, ?, ?, ?)", rows)
+                    (last,) = conn.execute(
+                        "SELECT coalesce(max(rowid), 0) FROM accepted_log").fetchone()
+                    conn.executemany(
+                        "INSERT INTO accepted_log (rowid, event_id, body_sha256, topic, "
+                        "accepted_at) VALUES (?, ?, ?, ?, ?)",
+                        [(last + 1 + i, a.event_id, a.body_sha256, a.topic, at)
+                         for i, (a, at) in enumerate(batch)])
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -217,6 +274,8 @@ class AcceptedStore:
             # Those ids are forgotten: their retries are published again, and dropped
             # downstream by event id.
             self.log.warning("idempotency.write_failed", events=len(batch), error=str(exc))
+            return None
+        return int(last) + 1
 
     # -- in flight ----------------------------------------------------------------------------
 
