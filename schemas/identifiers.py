@@ -20,18 +20,18 @@ def _is_digits(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
+# Luhn doubles every second digit from the right, then adds the digits of the product:
+# each ASCII digit of those positions is mapped straight to that sum's ASCII digit.
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def luhn_valid(digits: str) -> bool:
     """True when ``digits`` is a non-empty run of ASCII digits passing the Luhn check."""
     if not digits or not _is_digits(digits):
         return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if position % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
+    # Byte sums in C rather than a Python loop a digit: ~0.5 µs a SIREN, not ~2.
+    data = digits.encode("ascii")
+    total = sum(data[-1::-2]) + sum(data[-2::-2].translate(_DOUBLED)) - 48 * len(data)
     return total % 10 == 0
 
 

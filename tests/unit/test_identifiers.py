@@ -118,6 +118,20 @@ def test_luhn_catches_every_single_digit_error(body: str, data: st.DataObject) -
     assert not luhn_valid(number[:position] + wrong + number[position + 1 :])
 
 
+def _luhn_by_the_book(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char) * (2 if position % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+@settings(database=None)
+@given(st.text(alphabet="0123456789", min_size=1, max_size=30))
+def test_luhn_is_the_textbook_sum(digits: str) -> None:
+    assert luhn_valid(digits) is _luhn_by_the_book(digits)
+
+
 @pytest.mark.parametrize("code", ["47.11D", "10.71C", "62.01Z", "01.11Z"])
 def test_valid_naf(code: str) -> None:
     assert is_valid_naf(code)
