@@ -6,8 +6,10 @@ and SIGINT stop the loop after the batch in hand, relay the outbox, and close.
 
 from __future__ import annotations
 
+import gc
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
@@ -27,6 +29,28 @@ def install_stop_handlers(stop: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+@contextmanager
+def tuned_gc() -> Iterator[None]:
+    """Collect garbage less often than CPython's default, and never what start-up built.
+
+    A hub process allocates in bursts (a request's batch of models and records, a
+    poll's thousands of records) that live until the broker acknowledged them: with
+    the default thresholds the collector ran every 700 allocations, promoted them
+    all, and its full collections scanned the whole heap (modules, schemas, the
+    app), pausing the work for up to ~100 ms. Measured: ~18 to ~1 µs of CPU per
+    batched event in the ingest bench; ~8% of the passport service's time (0.59 s
+    of 7.6 s, 526 collections) to ~1% (12). Restores the defaults on exit.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()  # modules, app, schemas: alive until exit, never worth scanning
+    gc.set_threshold(20_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +84,8 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
         install_stop_handlers(loop.stop)
         loop.start()
         try:
-            loop.run()
+            with tuned_gc():
+                loop.run()
         finally:
             loop.close()
             if wiring.close is not None:
