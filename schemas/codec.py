@@ -4,7 +4,11 @@ Every value on every topic is framed this way, so a reader finds the writer's
 schema by its CRC-64-AVRO fingerprint and resolves it to its own current
 version of the same record. Decoding is on every consumer's hot path: all
 schema work (parsing, fingerprints, resolution pairs) happens once, when the
-codec is built; a call does a dict lookup and one fastavro read.
+codec is built; a call does a dict lookup and one read, by a reader compiled
+for the schema when the codec is built (``schemas.avroread``; fastavro reads
+what older versions wrote, resolving it). Encoding is on
+every producer's: it runs a writer compiled for the schema when the codec is
+built (``schemas.avrowrite``), which writes fastavro's bytes about 4x faster.
 
 Python values: ``uuid`` fields encode from ``str`` or ``UUID`` and decode as
 ``str``; ``timestamp-millis`` fields encode from timezone-aware datetimes and
@@ -23,9 +27,11 @@ from io import BytesIO
 from typing import Any, cast
 from uuid import UUID
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader
 from fastavro.types import Schema
 
+from schemas.avroread import Read, UnsupportedSchemaError, compile_reader
+from schemas.avrowrite import Write, compile_writer, fastavro_writer
 from schemas.errors import MalformedRecordError, UnknownSchemaError
 from schemas.registry import ParsedSchema, SchemaRegistry
 
@@ -60,10 +66,21 @@ class _Check:
     expected: str
 
 
+class _Declined(Exception):
+    """A value the compiled writer does not take: the checks, then fastavro, decide."""
+
+
+def _decline(datum: Mapping[str, Any]) -> bytes:
+    raise _Declined
+
+
 @dataclass(frozen=True, slots=True)
 class _Writer:
     schema: ParsedSchema
-    header: bytes
+    compiled: Write
+    """Header, then body, for the usual values (``schemas.avrowrite``); else ``_Declined``."""
+    fastavro: Write
+    """Header, then body, for any value fastavro writes and validates."""
     stamps_version: bool
     uuid_fields: tuple[str, ...]
     checks: tuple[_Check, ...]
@@ -76,6 +93,8 @@ class _Reader:
     writer: Schema
     reader: Schema | None
     """None when the writer is the current schema: no resolution to do."""
+    compiled: Read | None
+    """The compiled reader, for the current schema (``schemas.avroread``); else fastavro."""
 
 
 def _is_logical(schema: Any, logical: str) -> bool:
@@ -151,14 +170,15 @@ def _type_check(kind: Any) -> tuple[Callable[[Any], bool], str] | None:
 
 
 def _check_of(field: Mapping[str, Any]) -> _Check | None:
-    """The type check fastavro's writer skips for this field, if any.
+    """The type check ``encode`` makes of this top-level field, if any.
 
-    fastavro checks strings strictly, but coerces much else silently: a float
-    into an int (truncated), any truthy value into a boolean, a string into an
-    array of its characters, a dict into an array of its keys, 2**40 into an
-    int, a naive datetime into a timestamp (read as local time). A full
-    ``fastavro.validation`` pass catches most of these at ~4x the cost of the
-    write, so the top-level fields get these cheap checks instead.
+    fastavro's writer checks strings strictly, but coerces much else silently: a
+    float into an int (truncated), any truthy value into a boolean, a string into
+    an array of its characters, a dict into an array of its keys, 2**40 into an
+    int, a naive datetime into a timestamp (read as local time). The compiled
+    writer takes none of these, and ``fastavro.validation``, which judges what it
+    declines, refuses all but the naive datetime. So these checks run only on a
+    declined datum: to refuse that one too, and to name the field and the value.
     """
     check = _type_check(field["type"])
     return None if check is None else _Check(field["name"], *check)
@@ -194,6 +214,17 @@ def _read_form(schema: ParsedSchema) -> Schema:
     return parse_schema(_without_uuid(copy.deepcopy(dict(schema.raw))), named_schemas={})
 
 
+def _compiled_reader(schema: ParsedSchema) -> Read | None:
+    """The compiled reader of values written with ``schema`` (None: fastavro reads them).
+
+    ~2.9 µs a ModuleCompleted where fastavro's reader and its set-up take ~6.
+    """
+    try:
+        return compile_reader(_without_uuid(copy.deepcopy(dict(schema.raw))))
+    except UnsupportedSchemaError:
+        return None
+
+
 class Codec:
     """Encodes datums with the current schema of their record; decodes any known version."""
 
@@ -204,9 +235,11 @@ class Codec:
         for record in registry.records():
             current = registry.current(record)
             current_forms[record] = _read_form(current)
+            header = MARKER + current.fingerprint
             self._writers[record] = _Writer(
                 schema=current,
-                header=MARKER + current.fingerprint,
+                compiled=compile_writer(current.raw, header, fallback=_decline) or _decline,
+                fastavro=fastavro_writer(current.raw, header),
                 stamps_version=any(f["name"] == _VERSION_FIELD for f in current.raw["fields"]),
                 uuid_fields=_fields_of(current, "uuid"),
                 checks=_checks_of(current),
@@ -222,6 +255,7 @@ class Codec:
                 version=schema.version,
                 writer=current_form if is_current else _read_form(schema),
                 reader=None if is_current else current_form,
+                compiled=_compiled_reader(schema) if is_current else None,
             )
 
     @classmethod
@@ -261,26 +295,22 @@ class Codec:
                 out[name] = str(value if isinstance(value, UUID) else UUID(value))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise MalformedRecordError(f"{record}.{name}: {value!r} is not a UUID") from exc
-        for check in writer.checks:
-            if check.field in out and not check.accepts(out[check.field]):
-                raise MalformedRecordError(
-                    f"{record}.{check.field}: expected {check.expected},"
-                    f" got {_describe(out[check.field])}"
-                )
-        return _framed(record, writer, out)
+        return _framed(record, writer, out, checked=True)
 
     def encode_trusted(self, record: str, datum: Mapping[str, Any]) -> bytes:
         """``encode`` for a datum whose values a validated model vouches for: the same bytes.
 
         Only for the fields of a validated model of ``schemas.models`` (each value of
         its declared type, in its declared range). It skips what ``encode`` does for
-        a datum from anywhere: re-checking the types fastavro would coerce, and
-        canonicalising uuid spellings (fastavro writes a ``UUID`` canonically, but a
-        non-canonical uuid string as it is given). Still refused:
-        an unknown record, unknown fields and missing ones without a default, and
-        whatever fastavro itself rejects. ``schema_version`` is stamped as by
-        ``encode``; ``datum`` is not modified. About 1.5 µs cheaper than ``encode``
-        on an enrolment, whose write takes fastavro ~8.5 µs.
+        a datum from anywhere: canonicalising uuid spellings (a ``UUID`` is written
+        canonically, but a non-canonical uuid string as it is given) and, for a value
+        the compiled writer declines, the checks that name the field (and refuse a
+        naive datetime, which fastavro writes as local time). Still refused: an
+        unknown record, unknown fields and missing ones without a default, and
+        whatever fastavro or its validation refuses (a float for an int, None for a
+        boolean). ``schema_version`` is stamped as by ``encode``; ``datum`` is not
+        modified. About 1 µs cheaper than ``encode`` on an enrolment: ~3.7 µs in all,
+        of which ~2.9 µs the compiled write (fastavro's own: ~11.5 µs).
         """
         writer = self._writers.get(record)
         if writer is None:
@@ -299,30 +329,46 @@ class Codec:
         reader = self._readers.get(data[2:HEADER_SIZE])
         if reader is None:
             raise UnknownSchemaError(f"no schema with fingerprint {data[2:HEADER_SIZE].hex()}")
-        buffer = BytesIO(data)
-        buffer.seek(HEADER_SIZE)
         try:
-            datum = schemaless_reader(buffer, reader.writer, reader.reader)
+            if reader.compiled is not None:
+                datum, end = reader.compiled(data, HEADER_SIZE)
+            else:
+                buffer = BytesIO(data)
+                buffer.seek(HEADER_SIZE)
+                datum = cast(dict[str, Any], schemaless_reader(buffer, reader.writer,
+                                                               reader.reader))
+                end = buffer.tell()
         except Exception as exc:  # EOFError, IndexError, UnicodeDecodeError, ...: bad bytes
             raise MalformedRecordError(
                 f"{reader.record} v{reader.version}: body does not decode: {exc!r}"
             ) from exc
-        if buffer.tell() != len(data):
+        if end != len(data):
             raise MalformedRecordError(
-                f"{reader.record} v{reader.version}: {len(data) - buffer.tell()} trailing bytes"
+                f"{reader.record} v{reader.version}: {len(data) - end} trailing bytes"
             )
-        return Decoded(reader.record, reader.version, cast(dict[str, Any], datum))
+        return Decoded(reader.record, reader.version, datum)
 
 
-def _framed(record: str, writer: _Writer, datum: Mapping[str, Any]) -> bytes:
-    """The single-object value of a datum ready to write: header, then fastavro's body."""
-    buffer = BytesIO()
-    buffer.write(writer.header)
+def _framed(record: str, writer: _Writer, datum: Mapping[str, Any], checked: bool = False) -> bytes:
+    """The single-object value of a datum ready to write: header, then its Avro body.
+
+    The compiled writer takes what the checks would pass (and less), so they only
+    run (if ``checked``) on a datum it declines, before fastavro has its say.
+    """
     try:
-        schemaless_writer(buffer, writer.schema.parsed, datum, strict_allow_default=True)
+        return writer.compiled(datum)
+    except _Declined:
+        pass
+    for check in writer.checks if checked else ():
+        if check.field in datum and not check.accepts(datum[check.field]):
+            raise MalformedRecordError(
+                f"{record}.{check.field}: expected {check.expected},"
+                f" got {_describe(datum[check.field])}"
+            )
+    try:
+        return writer.fastavro(datum)
     except Exception as exc:  # fastavro raises many types; all mean "does not fit"
         raise MalformedRecordError(f"{record} v{writer.schema.version}: {exc}") from exc
-    return buffer.getvalue()
 
 
 @cache
