@@ -50,6 +50,7 @@ from schemas.codec import Codec, Decoded
 from schemas.models import EventModel, ModuleCompleted, TrainingFeedback, TrainingSessionAttended
 from schemas.reference import DEPARTEMENTS, MODULES, region_of
 from services.passport import persist
+from services.passport.__main__ import build
 from services.passport.processor import PASSPORTS_NS, PassportProcessor
 from services.passport.rules import Passport, Profile
 
@@ -224,7 +225,8 @@ def run_service(settings: Settings, store_path: Path, total: int) -> tuple[Measu
     processor = _Timed(PassportProcessor())
     registry = CollectorRegistry()
     with Store(store_path) as store:
-        loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry)
+        loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
+                             align_inputs=build(settings).align_inputs)
         loop.start()
         try:
             count, started = 0, time.monotonic()

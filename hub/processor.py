@@ -36,6 +36,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
 from hub import deadletter, kafka, logs
+from hub.align import InputAligner
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
@@ -83,6 +84,8 @@ Emit = Outbound | Rejected
 
 #: Encoded records written to the outbox per statement.
 _OUTBOX_CHUNK = 2000
+#: With aligned inputs, records polled between two looks at the partitions' times.
+_ALIGN_STEP = 1000
 
 
 class Processor(Protocol):
@@ -155,8 +158,9 @@ class ProcessorLoop:
     def __init__(self, processor: Processor, *, settings: Settings, store: Store,
                  registry: CollectorRegistry, codec: Codec | None = None,
                  before_poll: Callable[[], None] | None = None,
-                 restorer: Restorer | None = None) -> None:
+                 restorer: Restorer | None = None, align_inputs: bool = False) -> None:
         self.processor = processor
+        self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
         self._restorer = restorer
         self._checkpoints = frozenset(
@@ -227,8 +231,7 @@ class ProcessorLoop:
             # as soon as it lands (3.1 s joins on the embedded broker, not 3.5 s).
             # A round that finishes between polls is kept by hub.kafka's fix.
             timeout_ms = min(timeout_ms, 100)
-        polled = self._consumer.poll(timeout_ms=timeout_ms,
-                                     max_records=self.settings.batch_max_records)
+        polled = self._poll(timeout_ms)
         count = sum(len(records) for records in polled.values())
         behind = 0
         if count:
@@ -242,6 +245,34 @@ class ProcessorLoop:
         else:
             self.relay()
         return count
+
+    def _poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        """A batch of records; with aligned inputs, gathered a step at a time.
+
+        One poll drains a partition's fetch before the next (a fetch holds up to
+        4 MB: a whole training partition of a backlog), so the aligner looks again
+        every ``_ALIGN_STEP`` records, and pauses what ran ahead before it fills
+        the batch.
+        """
+        assert self._consumer is not None
+        limit = self.settings.batch_max_records
+        if self._aligner is None:
+            polled: dict[TopicPartition, list[Any]] = self._consumer.poll(
+                timeout_ms=timeout_ms, max_records=limit)
+            return polled
+        polled = {}
+        while limit > 0:
+            step = self._consumer.poll(timeout_ms=timeout_ms, max_records=min(limit, _ALIGN_STEP))
+            self._aligner.observe(step)
+            self._aligner.apply(self._consumer)
+            for tp, records in step.items():
+                polled.setdefault(tp, []).extend(records)
+            got = sum(len(records) for records in step.values())
+            if not got:
+                break
+            limit -= got
+            timeout_ms = 0  # the batch is under way: take what is in hand
+        return polled
 
     def _commit_batch(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
         # A batch allocates ~10 objects per record, nearly all freed by reference
@@ -436,6 +467,8 @@ class ProcessorLoop:
     def seek_to_stored(self, assigned: Iterable[TopicPartition]) -> None:
         """Resume every assigned partition where the store says, or from its beginning."""
         assert self._consumer is not None
+        if self._aligner is not None:
+            self._aligner.reset()
         stored = self.store.positions()
         fresh = []
         for tp in assigned:

@@ -64,6 +64,8 @@ class Wiring:
     """Called once after the loop stopped."""
     restorer: Restorer | None = None
     """Rebuilds state for assigned partitions from the topics (processor.Restorer)."""
+    align_inputs: bool = False
+    """Read co-partitioned inputs in step by record time (hub.align)."""
 
 
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
@@ -80,7 +82,8 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     kafka.ensure_topics(settings)
     with Store(store_path(settings, processor.name, instance)) as store:
         loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
-                             before_poll=wiring.before_poll, restorer=wiring.restorer)
+                             before_poll=wiring.before_poll, restorer=wiring.restorer,
+                             align_inputs=wiring.align_inputs)
         install_stop_handlers(loop.stop)
         loop.start()
         try:

@@ -6,9 +6,10 @@ passport topic is what a new owner of a partition rebuilds its state from.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from hub.ids import derive
 from services.passport.events import millis
@@ -68,7 +69,10 @@ def snapshot(passport: Passport, *, event_id: str, input_offsets: Mapping[str, i
                       "trainer_org": f.trainer_org, "delegation": f.delegation,
                       "score": f.score} for f in passport.feedback],
         "applied_event_ids": sorted(passport.applied),
-        "parked": [{"record": p.record, "datum_json": json.dumps(dict(p.datum), sort_keys=True)}
+        # orjson: a backlog read training-first parks nearly every training event,
+        # and each snapshot carries them all again (json.dumps was ~5% of the service).
+        "parked": [{"record": p.record,
+                    "datum_json": orjson.dumps(dict(p.datum), option=orjson.OPT_SORT_KEYS).decode()}
                    for p in passport.parked],
     }
 
@@ -97,7 +101,7 @@ def restore(datum: Mapping[str, Any]) -> Passport:
         feedback=tuple(Score(f["event_id"], f["module_id"], f["trainer_org"], f["delegation"],
                              f["score"]) for f in datum["feedback"]),
         applied=frozenset(datum["applied_event_ids"]),
-        parked=tuple(Parked(p["record"], json.loads(p["datum_json"])) for p in datum["parked"]),
+        parked=tuple(Parked(p["record"], orjson.loads(p["datum_json"])) for p in datum["parked"]),
         last_event_at=millis(datum["occurred_at"]),
         consent_withdrawn=bool(datum["consent_withdrawn"]),
         erased=bool(datum["erased"]),
