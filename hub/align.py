@@ -19,14 +19,31 @@ Nothing here decides what a result is, only the order work arrives in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
-__all__ = ["InputAligner", "ahead"]
+__all__ = ["Consumer", "InputAligner", "ahead"]
 
 _NOT_READ = -1  # a partition not read yet holds the others back until it is (or is empty)
+
+
+class Consumer(Protocol):
+    """What the aligner needs of a ``KafkaConsumer``."""
+
+    def assignment(self) -> Iterable[TopicPartition]: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+    def position(self, partition: TopicPartition) -> int: ...
+
+    def paused(self) -> Iterable[TopicPartition]: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+    def resume(self, *partitions: TopicPartition) -> None: ...
 
 
 def ahead(last_read: Mapping[TopicPartition, int],
@@ -51,25 +68,41 @@ def ahead(last_read: Mapping[TopicPartition, int],
 
 
 class InputAligner:
-    """Keeps a consumer's co-partitioned inputs in step (see the module docstring)."""
+    """Keeps a consumer's co-partitioned inputs in step (see the module docstring).
 
-    def __init__(self) -> None:
+    A partition that says it has records left but gives none for ``max_idle_s``
+    (a broker whose high watermark runs ahead of what it serves, a leader moving)
+    stops holding the others back until it gives records again: waiting is only
+    worth it for records that come.
+    """
+
+    def __init__(self, *, max_idle_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._last_read: dict[TopicPartition, int] = {}
+        self._moved: dict[TopicPartition, float] = {}  # when it last gave records
+        self._max_idle_s = max_idle_s
+        self._clock = clock
 
     def reset(self) -> None:
         """Forget what was read (the assignment changed; positions were sought)."""
         self._last_read.clear()
+        self._moved.clear()
 
     def observe(self, polled: Mapping[TopicPartition, list[Any]]) -> None:
         """Note the time of the last record read per partition."""
+        now = self._clock()
         for tp, records in polled.items():
             if records:
                 self._last_read[tp] = records[-1].timestamp
+                self._moved[tp] = now
 
-    def apply(self, consumer: KafkaConsumer) -> None:
+    def apply(self, consumer: Consumer) -> None:
         """Pause the partitions ahead, resume the others."""
         assigned: Iterable[TopicPartition] = consumer.assignment()
-        behind = {tp: _behind(consumer, tp) for tp in assigned}
+        now = self._clock()
+        behind = {tp: _behind(consumer, tp)
+                  and now - self._moved.setdefault(tp, now) < self._max_idle_s
+                  for tp in assigned}
         wanted = ahead(self._last_read, behind)
         paused = set(consumer.paused())
         if wanted - paused:
@@ -78,6 +111,6 @@ class InputAligner:
             consumer.resume(*(paused - wanted))
 
 
-def _behind(consumer: KafkaConsumer, tp: TopicPartition) -> bool:
+def _behind(consumer: Consumer, tp: TopicPartition) -> bool:
     end = consumer.highwater(tp)  # known once a fetch of the partition answered
     return end is None or consumer.position(tp) < end

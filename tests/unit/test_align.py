@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka import TopicPartition
 
-from hub.align import ahead
+from hub.align import InputAligner, ahead
 
 ENROL, TRAIN, OFFER = (TopicPartition(t, 0) for t in ("enrolments", "training", "offers"))
 TRAIN_1 = TopicPartition("training", 1)
@@ -52,3 +52,67 @@ def test_of_every_group_with_work_left_some_lagging_partition_can_move(
         for tp in paused:
             assert any(last_read.get(other, -1) < last_read[tp] for other in _TPS
                        if other.partition == tp.partition and behind[other])
+
+
+class _Record:
+    def __init__(self, timestamp: int) -> None:
+        self.timestamp = timestamp
+
+
+class FakeConsumer:
+    """The aligner's view of a consumer (hub.align.Consumer)."""
+
+    def __init__(self, ends: dict[TopicPartition, int]) -> None:
+        self.ends = ends
+        self.positions = dict.fromkeys(ends, 0)
+        self.held: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.ends)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.ends[partition]
+
+    def position(self, partition: TopicPartition) -> int:
+        return self.positions[partition]
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.held)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.held.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.held.difference_update(partitions)
+
+
+def test_the_aligner_pauses_what_ran_ahead_and_resumes_it_when_the_others_catch_up() -> None:
+    now = [0.0]
+    consumer = FakeConsumer({ENROL: 10, TRAIN: 10})
+    aligner = InputAligner(clock=lambda: now[0])
+    aligner.observe({TRAIN: [_Record(500)]})
+    consumer.positions[TRAIN] = 5
+    aligner.apply(consumer)
+    assert consumer.held == {TRAIN}  # enrolments, not read yet, come first
+    aligner.observe({ENROL: [_Record(400)]})
+    consumer.positions[ENROL] = 5
+    aligner.apply(consumer)
+    assert consumer.held == {TRAIN}
+    aligner.observe({ENROL: [_Record(600)]})
+    aligner.apply(consumer)
+    assert consumer.held == {ENROL}
+
+
+def test_a_partition_that_gives_nothing_stops_holding_the_others_back() -> None:
+    now = [0.0]
+    consumer = FakeConsumer({ENROL: 10, TRAIN: 10})
+    aligner = InputAligner(max_idle_s=2.0, clock=lambda: now[0])
+    aligner.observe({TRAIN: [_Record(500)], ENROL: [_Record(100)]})
+    aligner.apply(consumer)
+    assert consumer.held == {TRAIN}
+    now[0] = 1.9
+    aligner.apply(consumer)
+    assert consumer.held == {TRAIN}
+    now[0] = 2.1  # enrolments claim records left, yet gave none for 2 s
+    aligner.apply(consumer)
+    assert consumer.held == set()
