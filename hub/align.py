@@ -20,7 +20,7 @@ Nothing here decides what a result is, only the order work arrives in.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any, Protocol
 
 from kafka import TopicPartition
@@ -96,15 +96,16 @@ class InputAligner:
                 self._last_read[tp] = records[-1].timestamp
                 self._moved[tp] = now
 
-    def apply(self, consumer: Consumer) -> None:
-        """Pause the partitions ahead, resume the others."""
-        assigned: Iterable[TopicPartition] = consumer.assignment()
+    def apply(self, consumer: Consumer, held: Set[TopicPartition] = frozenset()) -> None:
+        """Pause the partitions ahead, resume the others (except ``held``: paused by the
+        caller for reasons of its own, which are neither counted nor resumed)."""
+        assigned = [tp for tp in consumer.assignment() if tp not in held]
         now = self._clock()
         behind = {tp: _behind(consumer, tp)
                   and now - self._moved.setdefault(tp, now) < self._max_idle_s
                   for tp in assigned}
         wanted = ahead(self._last_read, behind)
-        paused = set(consumer.paused())
+        paused = set(consumer.paused()) - held
         if wanted - paused:
             consumer.pause(*(wanted - paused))
         if paused - wanted:

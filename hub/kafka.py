@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import Fetcher
 from kafka.coordinator.base import BaseCoordinator
+from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub import logs
@@ -37,7 +38,8 @@ def _keep_finished_joins() -> None:
     joins of 60 s and more, or never, were measured (CI, and
     ``tests/integration/test_group_join.py``). Here a task that finished with an
     assignment is handed back as a fresh, pending task that yields the same
-    result, so the library's own success path consumes it.
+    result, so the library's own success path consumes it; and a round under way
+    counts as a rejoin needed until it is taken (below).
     """
     original = BaseCoordinator.join_group_async
     if getattr(original, "_keeps_finished_joins", False):
@@ -56,6 +58,20 @@ def _keep_finished_joins() -> None:
 
     join_group_async._keeps_finished_joins = True  # type: ignore[attr-defined]
     BaseCoordinator.join_group_async = join_group_async
+
+    # A round started by a metadata change (ConsumerCoordinator.need_rejoin compares
+    # the assigned and the current partitions) clears its own cause as the leader
+    # assigns, half-way. If the round finishes between polls, need_rejoin() is False
+    # at the next one, join_group_async is not even called, and the round's
+    # assignment is never taken: no partitions, for good (seen on Apache Kafka with
+    # polls of timeout 0; tests/integration/test_processor_loop.py). A round under
+    # way, or finished and not taken yet, is a rejoin still needed.
+    need_rejoin = ConsumerCoordinator.need_rejoin
+
+    def needs_rejoin(self: Any) -> bool:
+        return self._join_task is not None or bool(need_rejoin(self))
+
+    ConsumerCoordinator.need_rejoin = needs_rejoin
 
 
 _keep_finished_joins()

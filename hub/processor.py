@@ -40,6 +40,7 @@ from hub.align import InputAligner
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
+from hub.restoring import Restorations, Restorer
 from hub.store import Headers, Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
@@ -101,19 +102,6 @@ class Processor(Protocol):
         ...
 
 
-class Restorer(Protocol):
-    """Rebuilds a processor's state for partitions it is assigned (the shell's I/O part)."""
-
-    checkpoints: tuple[str, ...]
-    """Catalog topics the state is restored from. The relay never lets a record
-    of these overtake an earlier record of another topic: a checkpoint on the
-    broker implies everything emitted before it is there too."""
-
-    def restore(self, store: Store, partitions: Sequence[int]) -> None:
-        """Make the store's state and positions for ``partitions`` current (may read topics)."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class _InFlight:
     """An outbox record handed to the producer, awaiting the broker's answer."""
@@ -138,14 +126,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
     def on_partitions_revoked(self, revoked: Any) -> None:
         self._loop.log.info("partitions.revoked", partitions=_names(revoked))
         if revoked:
+            self._loop.abandon_restores(revoked)
             # Hand over clean: what was emitted for these partitions reaches the
             # broker before their next owner reads it (best effort: the broker
             # may be down, and then the next owner replays instead).
             self._loop.relay()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._loop.restore(assigned)
-        self._loop.seek_to_stored(assigned)
+        restoring = self._loop.begin_restores(assigned)
+        self._loop.seek_to_stored([tp for tp in assigned if tp.partition not in restoring])
 
 
 def _names(tps: Iterable[TopicPartition]) -> list[str]:
@@ -162,7 +151,7 @@ class ProcessorLoop:
         self.processor = processor
         self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
-        self._restorer = restorer
+        self._restorations = Restorations(restorer, store) if restorer is not None else None
         self._checkpoints = frozenset(
             settings.topic(name) for name in (restorer.checkpoints if restorer else ()))
         self.settings = settings
@@ -231,6 +220,9 @@ class ProcessorLoop:
             # as soon as it lands (3.1 s joins on the embedded broker, not 3.5 s).
             # A round that finishes between polls is kept by hub.kafka's fix.
             timeout_ms = min(timeout_ms, 100)
+        if self._restorations is not None and self._restorations.partitions:
+            self._step_restores()
+            timeout_ms = 0  # back to the restore as soon as the other partitions are served
         polled = self._poll(timeout_ms)
         count = sum(len(records) for records in polled.values())
         behind = 0
@@ -264,7 +256,7 @@ class ProcessorLoop:
         while limit > 0:
             step = self._consumer.poll(timeout_ms=timeout_ms, max_records=min(limit, _ALIGN_STEP))
             self._aligner.observe(step)
-            self._aligner.apply(self._consumer)
+            self._aligner.apply(self._consumer, held=self._restoring_inputs())
             for tp, records in step.items():
                 polled.setdefault(tp, []).extend(records)
             got = sum(len(records) for records in step.values())
@@ -450,19 +442,40 @@ class ProcessorLoop:
 
     # -- positions ---------------------------------------------------------------------------
 
-    def restore(self, assigned: Iterable[TopicPartition]) -> None:
-        """Let the restorer bring the assigned partitions' state up to date.
+    def begin_restores(self, assigned: Iterable[TopicPartition]) -> set[int]:
+        """Start restoring the assigned partitions whose state is not current; their
+        inputs stay paused until it is (``_step_restores``). Returns their numbers."""
+        assigned = list(assigned)
+        if self._restorations is None or not assigned:
+            return set()
+        self.relay()  # what this instance still owes the topics goes first
+        restoring = self._restorations.begin(tp.partition for tp in assigned)
+        held = [tp for tp in assigned if tp.partition in restoring]
+        if held:
+            assert self._consumer is not None
+            self._consumer.pause(*held)
+            self.log.info("partitions.restoring", partitions=sorted(restoring))
+        return restoring
 
-        Runs inside the rebalance callback: the group waits for it, so a restore
-        longer than ``max_poll_interval_ms`` costs the member its place (raise that
-        setting for very large states; docs/operations.md).
-        """
-        if self._restorer is None:
-            return
-        partitions = sorted({tp.partition for tp in assigned})
-        if partitions:
-            self.relay()  # what this instance still owes the topics goes first
-            self._restorer.restore(self.store, partitions)
+    def abandon_restores(self, revoked: Iterable[TopicPartition]) -> None:
+        if self._restorations is not None:
+            self._restorations.abandon({tp.partition for tp in revoked})
+
+    def _step_restores(self) -> None:
+        """One slice of restore work; a partition made current is sought and resumed."""
+        assert self._consumer is not None
+        assert self._restorations is not None
+        for partition in self._restorations.step():
+            ready = [tp for tp in self._consumer.assignment() if tp.partition == partition]
+            self.seek_to_stored(ready)
+            self._consumer.resume(*ready)
+
+    def _restoring_inputs(self) -> set[TopicPartition]:
+        """The assigned input partitions held paused while their state is restored."""
+        if self._restorations is None or self._consumer is None:
+            return set()
+        restoring = self._restorations.partitions
+        return {tp for tp in self._consumer.assignment() if tp.partition in restoring}
 
     def seek_to_stored(self, assigned: Iterable[TopicPartition]) -> None:
         """Resume every assigned partition where the store says, or from its beginning."""

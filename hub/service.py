@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from hub import kafka, logs, metrics
 from hub.config import Settings
-from hub.processor import Processor, ProcessorLoop, Restorer, store_path
+from hub.processor import Processor, ProcessorLoop, store_path
+from hub.restoring import Restorer
 from hub.store import Store
 
 

@@ -10,7 +10,8 @@ replays from the latest one's ``replay_from`` (services/passport/restore.py).
 
 Parked events (waiting for their enrolment) older than the configured bound go
 to the dead letters (stage ``expire``); the sweep looks at an index of parked
-businesses at most once a minute of the injected clock, as batches come.
+businesses at most once a minute of the injected clock, as batches come, and
+only at the partitions of the batch in hand.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class PassportProcessor:
                                       outputs.lead_requested(lead)))
                 self.log.debug("lead.requested", siren=lead.siren, lead_id=lead.lead_id,
                                category=lead.category)
-        rejected.extend(self._sweep(state, touched))
+        rejected.extend(self._sweep(state, touched, set(offsets)))
         for partition, positions in offsets.items():
             state.put(OFFSETS_NS, str(partition), positions, partition=partition)
         return [*leads, *self._save(state, touched, offsets, starts), *rejected]
@@ -113,8 +114,14 @@ class PassportProcessor:
         starts[inbound.partition].setdefault(where, inbound.offset)
         positions[where] = inbound.offset + 1
 
-    def _sweep(self, state: Txn, touched: dict[str, _Touched]) -> list[Emit]:
-        """Dead-letter the parked events older than the bound (once a minute at most)."""
+    def _sweep(self, state: Txn, touched: dict[str, _Touched],
+               partitions: set[int]) -> list[Emit]:
+        """Dead-letter the parked events older than the bound (once a minute at most).
+
+        Only in ``partitions``, those of the batch: the store may also hold partitions
+        this instance no longer owns, or is still restoring (hub.restoring), and what
+        it emitted for them would overtake their owner's, or the restore.
+        """
         now = self._clock()
         if now < self._next_sweep:
             return []
@@ -122,7 +129,7 @@ class PassportProcessor:
         older_than = now - self.parked_ttl_ms
         out: list[Emit] = []
         for siren, since in list(state.items(PARKED_NS)):
-            if int(since["at"]) >= older_than:
+            if int(since["at"]) >= older_than or int(since["partition"]) not in partitions:
                 continue
             entry = touched.get(siren) or self._load_stored(state, siren, int(since["partition"]))
             entry.now, gone = rules.expire(entry.now, older_than)

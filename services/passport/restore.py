@@ -7,7 +7,10 @@ On assignment of partition ``p`` the store is trusted if the last snapshot on
 there since); otherwise the state of ``p`` is dropped and restored:
 
 1. read ``pn.passports.v1/p`` from the beginning to its end, each snapshot
-   overwriting the one before for its SIREN (one record in memory at a time);
+   overwriting the one before for its SIREN (one record in memory at a time),
+   in steps of about a second that the loop runs between its polls
+   (``hub.restoring``: a large partition no longer costs the member its place
+   in the group);
 2. set the input positions of ``p`` to the LAST snapshot's ``replay_from``,
    where its batch began. The relay writes a batch's snapshots only after its
    leads and after every earlier record, so what is on the topic is a prefix of
@@ -23,8 +26,8 @@ Both input topics and the passport topic have the same partition count and key
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -32,7 +35,8 @@ from kafka.errors import KafkaError
 from hub import kafka, logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
-from hub.store import Store
+from hub.restoring import restore_all
+from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
@@ -44,9 +48,11 @@ from services.passport.processor import (
     PASSPORTS_NS,
 )
 
+_T = TypeVar("_T")
+
 
 class PassportRestorer:
-    """The passport service's ``hub.processor.Restorer``."""
+    """The passport service's ``hub.restoring.Restorer``."""
 
     checkpoints: tuple[str, ...] = (catalog.PASSPORTS,)
 
@@ -59,24 +65,36 @@ class PassportRestorer:
         self.last_restore: dict[int, int] = {}
         """Partition -> passports restored by the last restore (for tests and the bench)."""
 
-    def restore(self, store: Store, partitions: Sequence[int]) -> None:
-        topic = self.settings.topic(catalog.PASSPORTS)
+    def begin(self, store: Store, partition: int) -> _PartitionRestore | None:
+        """The restore of ``partition``, or None if the store holds its current state."""
+        tp = TopicPartition(self.settings.topic(catalog.PASSPORTS), partition)
         consumer = kafka.consumer(self.settings, group=None, enable_auto_commit=False)
         try:
-            for partition in partitions:
-                self._restore_with_retries(store, consumer, TopicPartition(topic, partition))
-        finally:
+            consumer.assign([tp])
+            with store.transaction() as txn:
+                mine = txn.get(LAST_SNAPSHOT_NS, str(partition))
+            last_on_topic = self._retrying(tp, lambda: self._last_id(consumer, tp))
+        except BaseException:
             consumer.close(autocommit=False)
+            raise
+        if last_on_topic == mine:
+            # Nothing anywhere (a fresh partition), or the topic ends with this store's
+            # own last snapshot: the store is current.
+            consumer.close(autocommit=False)
+            return None
+        return _PartitionRestore(self, store, consumer, tp)
 
-    def _restore_with_retries(self, store: Store, consumer: KafkaConsumer,
-                              tp: TopicPartition) -> None:
-        """Retry a partition whose broker is not answering yet (a cluster that just
-        started, a leader moving); each attempt commits whole or not at all."""
+    def restore(self, store: Store, partitions: Sequence[int]) -> None:
+        """Restore ``partitions`` to completion (the benchmark; the loop steps the tasks)."""
+        restore_all(self, store, partitions)
+
+    def _retrying(self, tp: TopicPartition, read: Callable[[], _T]) -> _T:
+        """Retry a read while the partition's broker is not answering yet (a cluster
+        that just started, a leader moving)."""
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                self._restore_one(store, consumer, tp)
-                return
+                return read()
             except KafkaError as exc:
                 if time.monotonic() > deadline:
                     raise BrokerUnavailable(
@@ -85,46 +103,6 @@ class PassportRestorer:
                                  error=type(exc).__name__)
                 time.sleep(1.0)
 
-    def _restore_one(self, store: Store, consumer: KafkaConsumer, tp: TopicPartition) -> None:
-        consumer.assign([tp])
-        with store.transaction() as txn:
-            mine = txn.get(LAST_SNAPSHOT_NS, str(tp.partition))
-        last_on_topic = self._last_id(consumer, tp)
-        if last_on_topic is None and mine is None:
-            return  # nothing anywhere: a fresh partition
-        if last_on_topic == mine:
-            return  # the topic ends with this store's own last snapshot: it is current
-        started = time.perf_counter()
-        restored: set[str] = set()
-        last: dict[str, Any] | None = None
-        with store.transaction() as txn:
-            txn.drop_partition(tp.partition)
-            # Streamed: each snapshot overwrites the one before for its SIREN, so the
-            # store ends with the latest of each, and memory holds one record at a time.
-            for datum in self._snapshots(consumer, tp):
-                siren = str(datum["siren"])
-                passport = outputs.restore(datum)
-                txn.put(PASSPORTS_NS, siren, persist.dump(passport), partition=tp.partition)
-                if passport.parked:
-                    txn.put(PARKED_NS, siren,
-                            {"at": min(p.occurred_at for p in passport.parked),
-                             "partition": tp.partition}, partition=tp.partition)
-                elif siren in restored:
-                    txn.delete(PARKED_NS, siren)
-                restored.add(siren)
-                last = datum
-            if last is not None:
-                replay_from: dict[str, int] = dict(last["replay_from"] or last["input_offsets"])
-                txn.put(OFFSETS_NS, str(tp.partition), replay_from, partition=tp.partition)
-                for where, offset in replay_from.items():  # "pn.training.v1/3" -> 1042
-                    name, _, number = where.rpartition("/")
-                    txn.set_position(self.settings.topic(name), int(number), offset)
-                txn.put(LAST_SNAPSHOT_NS, str(tp.partition), str(last["event_id"]),
-                        partition=tp.partition)
-        self.last_restore[tp.partition] = len(restored)
-        self.log.info("partition.restored", partition=tp.partition, passports=len(restored),
-                      seconds=round(time.perf_counter() - started, 3))
-
     def _last_id(self, consumer: KafkaConsumer, tp: TopicPartition) -> str | None:
         """The event id of the partition's last snapshot (None if it has none)."""
         # The listed end offset is a hint: the embedded broker's can lag behind the
@@ -132,7 +110,7 @@ class PassportRestorer:
         listed = consumer.end_offsets([tp])[tp]
         consumer.seek(tp, max(0, listed - 1))
         last = None
-        for record in self._records(consumer, tp):
+        for record in _records(consumer, tp, time.monotonic() + self.timeout_s):
             last = record
         if last is None:
             return None
@@ -141,23 +119,123 @@ class PassportRestorer:
         except ContractError:
             return None
 
-    def _snapshots(self, consumer: KafkaConsumer, tp: TopicPartition) -> Iterator[dict[str, Any]]:
-        """The decodable snapshots of the partition, in log order."""
-        consumer.seek_to_beginning(tp)
-        for record in self._records(consumer, tp):
-            try:
-                yield self.codec.decode(record.value).datum
-            except ContractError as exc:  # not ours to fix here: the materialiser letters it
-                self.log.warning("restore.undecodable", partition=tp.partition,
-                                 offset=record.offset, error=str(exc))
 
-    def _records(self, consumer: KafkaConsumer, tp: TopicPartition) -> Iterator[Any]:
-        """The records from the current position to the end the fetches report."""
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"restore of {tp.topic}/{tp.partition} timed out")
-            yield from consumer.poll(timeout_ms=500).get(tp, [])
-            end = consumer.highwater(tp)  # known once a fetch answered
-            if end is not None and consumer.position(tp) >= end:
-                return
+class _PartitionRestore:
+    """One partition's restore, in steps: each commits the snapshots it read; the last
+    sets the positions and the last-snapshot marker, so the state counts as current
+    only once all of it is in (a restore cut short starts over next time)."""
+
+    def __init__(self, restorer: PassportRestorer, store: Store, consumer: KafkaConsumer,
+                 tp: TopicPartition) -> None:
+        self.restorer = restorer
+        self.store = store
+        self.consumer = consumer
+        self.tp = tp
+        self.log = restorer.log
+        self._started: float | None = None
+        self._restored: set[str] = set()
+        self._last: dict[str, Any] | None = None
+        self._failing_since: float | None = None
+
+    def step(self, deadline: float) -> bool:
+        try:
+            done = self._step(deadline)
+        except KafkaError as exc:
+            # Start over on the next step: what this one committed is dropped then.
+            now = time.monotonic()
+            self._failing_since = self._failing_since or now
+            if now - self._failing_since > self.restorer.timeout_s:
+                self.abandon()
+                raise BrokerUnavailable(f"restore of {self.tp.topic}/{self.tp.partition} "
+                                        f"failed: {exc}") from exc
+            self.log.warning("restore.retry", partition=self.tp.partition,
+                             error=type(exc).__name__)
+            self._started = None
+            return False
+        self._failing_since = None
+        if done:
+            self.consumer.close(autocommit=False)
+        return done
+
+    def abandon(self) -> None:
+        self.consumer.close(autocommit=False)
+
+    def _step(self, deadline: float) -> bool:
+        partition = self.tp.partition
+        if self._started is None:
+            self._started = time.perf_counter()
+            self._restored.clear()
+            self._last = None
+            with self.store.transaction() as txn:
+                txn.drop_partition(partition)
+            self.consumer.seek_to_beginning(self.tp)
+        at_end = False
+        with self.store.transaction() as txn:
+            # Streamed: each snapshot overwrites the one before for its SIREN, so the
+            # store ends with the latest of each, and memory holds one record at a time.
+            for record in _records(self.consumer, self.tp, deadline, ends=True):
+                if record is None:
+                    at_end = True
+                    break
+                datum = self._decoded(record)
+                if datum is not None:
+                    self._put(txn, datum)
+            if at_end:
+                self._finish(txn)
+        if at_end:
+            self.restorer.last_restore[partition] = len(self._restored)
+            self.log.info("partition.restored", partition=partition,
+                          passports=len(self._restored),
+                          seconds=round(time.perf_counter() - self._started, 3))
+        return at_end
+
+    def _decoded(self, record: Any) -> dict[str, Any] | None:
+        try:
+            return self.restorer.codec.decode(record.value).datum
+        except ContractError as exc:  # not ours to fix here: the materialiser letters it
+            self.log.warning("restore.undecodable", partition=self.tp.partition,
+                             offset=record.offset, error=str(exc))
+            return None
+
+    def _put(self, txn: Txn, datum: dict[str, Any]) -> None:
+        partition = self.tp.partition
+        siren = str(datum["siren"])
+        passport = outputs.restore(datum)
+        txn.put(PASSPORTS_NS, siren, persist.dump(passport), partition=partition)
+        if passport.parked:
+            txn.put(PARKED_NS, siren, {"at": min(p.occurred_at for p in passport.parked),
+                                       "partition": partition}, partition=partition)
+        elif siren in self._restored:
+            txn.delete(PARKED_NS, siren)
+        self._restored.add(siren)
+        self._last = datum
+
+    def _finish(self, txn: Txn) -> None:
+        last, partition = self._last, self.tp.partition
+        if last is None:
+            return
+        replay_from: dict[str, int] = dict(last["replay_from"] or last["input_offsets"])
+        txn.put(OFFSETS_NS, str(partition), replay_from, partition=partition)
+        for where, offset in replay_from.items():  # "pn.training.v1/3" -> 1042
+            name, _, number = where.rpartition("/")
+            txn.set_position(self.restorer.settings.topic(name), int(number), offset)
+        txn.put(LAST_SNAPSHOT_NS, str(partition), str(last["event_id"]), partition=partition)
+
+
+def _records(consumer: KafkaConsumer, tp: TopicPartition, deadline: float, *,
+             ends: bool = False) -> Iterator[Any]:
+    """The records from the current position to the end the fetches report, until
+    ``deadline``; with ``ends``, a None once the end is reached."""
+    while time.monotonic() < deadline:
+        yield from consumer.poll(timeout_ms=min(500, _ms_left(deadline))).get(tp, [])
+        end = consumer.highwater(tp)  # known once a fetch answered
+        if end is not None and consumer.position(tp) >= end:
+            if ends:
+                yield None
+            return
+    if not ends:
+        raise BrokerUnavailable(f"restore of {tp.topic}/{tp.partition} timed out")
+
+
+def _ms_left(deadline: float) -> int:
+    return max(0, int(min(deadline - time.monotonic(), 3600.0) * 1000))

@@ -196,3 +196,20 @@ def test_events_parked_past_the_bound_go_to_the_dead_letters_and_the_rest_stay()
     out = list(processor.apply(txn, [offsets.inbound(module("email-pro", 170))]))  # type: ignore[arg-type]
     assert sorted(e.inbound.record for e in out if isinstance(e, Rejected)) == [
         "ModuleCompleted", "OfferRequested"]
+
+
+def test_the_sweep_leaves_alone_partitions_not_in_the_batch() -> None:
+    # A store may hold partitions this instance lost, or is restoring: not its to expire.
+    txn, offsets = FakeTxn(), Offsets()
+    now = [ms(0)]
+    processor = PassportProcessor(parked_ttl_ms=60 * 60_000, clock=lambda: now[0])
+    processor.apply(txn, [offsets.inbound(module("website-create", 10), partition=4)])  # type: ignore[arg-type]
+    now[0] = ms(90)
+    other = "552100554"  # another business, in partition 2
+    record, datum = offer(95)
+    out = list(processor.apply(txn, [offsets.inbound(  # type: ignore[arg-type]
+        (record, {**datum, "siren": other}), partition=2, key=other)]))
+    assert [e for e in out if isinstance(e, Rejected)] == []
+    now[0] = ms(200)  # the next sweep, with a batch of partition 4
+    out = list(processor.apply(txn, [offsets.inbound(offer(195), partition=4)]))  # type: ignore[arg-type]
+    assert [e.inbound.record for e in out if isinstance(e, Rejected)] == ["ModuleCompleted"]
