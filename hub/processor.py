@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from hub import deadletter, kafka, logs
 from hub.align import InputAligner
 from hub.config import Settings
+from hub.contract import Emit, Inbound, Outbound, Processor, Rejected
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
 from hub.restoring import Restorations, Restorer
@@ -46,60 +47,13 @@ from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
 
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One decoded input record."""
-
-    topic: str
-    """Catalog (base) topic name, prefix removed."""
-    partition: int
-    offset: int
-    key: bytes | None
-    record: str
-    """Avro record name of the value."""
-    datum: dict[str, Any]
-    timestamp_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """A record to emit: encoded with the current schema of ``record``."""
-
-    topic: str
-    key: str
-    record: str
-    datum: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """An input record the processor refuses; it goes to the dead letters."""
-
-    inbound: Inbound
-    error: Exception
-    stage: deadletter.Stage = "apply"
-
-
-Emit = Outbound | Rejected
-
 #: Encoded records written to the outbox per statement.
 _OUTBOX_CHUNK = 2000
 #: With aligned inputs, records polled between two looks at the partitions' times.
 _ALIGN_STEP = 1000
 
-
-class Processor(Protocol):
-    """The contract every service implements (CONVENTIONS.md 2)."""
-
-    name: str
-    """Component name: metrics label, log context, consumer group."""
-    inputs: tuple[str, ...]
-    """Catalog topic names consumed through the group."""
-
-    def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
-        """Apply a batch to state; return what to emit. Must not do I/O."""
-        ...
+__all__ = ["Emit", "Inbound", "Outbound", "Processor", "ProcessorLoop", "Rejected",
+           "store_path"]
 
 
 @dataclass(frozen=True, slots=True)

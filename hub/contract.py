@@ -1,0 +1,67 @@
+"""What a service plugs into the processor loop: the records in and out, and ``Processor``.
+
+The contract of every stream processor (CONVENTIONS.md 2): a batch of decoded
+``Inbound`` records and a transactional view of its state in, ``Outbound``
+records to emit and ``Rejected`` ones for the dead letters out. ``hub.processor``
+runs it; its names are re-exported there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hub import deadletter
+from hub.store import Txn
+
+__all__ = ["Emit", "Inbound", "Outbound", "Processor", "Rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One decoded input record."""
+
+    topic: str
+    """Catalog (base) topic name, prefix removed."""
+    partition: int
+    offset: int
+    key: bytes | None
+    record: str
+    """Avro record name of the value."""
+    datum: dict[str, Any]
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A record to emit: encoded with the current schema of ``record``."""
+
+    topic: str
+    key: str
+    record: str
+    datum: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input record the processor refuses; it goes to the dead letters."""
+
+    inbound: Inbound
+    error: Exception
+    stage: deadletter.Stage = "apply"
+
+
+Emit = Outbound | Rejected
+
+class Processor(Protocol):
+    """The contract every service implements (CONVENTIONS.md 2)."""
+
+    name: str
+    """Component name: metrics label, log context, consumer group."""
+    inputs: tuple[str, ...]
+    """Catalog topic names consumed through the group."""
+
+    def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
+        """Apply a batch to state; return what to emit. Must not do I/O."""
+        ...
