@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,65 @@ def test_many_keys_are_read_and_written_in_bulk(tmp_path: Path) -> None:
         with store.transaction() as txn:
             assert txn.get("ns", keys[1]) is None
             assert txn.get("ns", keys[2]) == {"n": 2}
+
+
+def test_a_store_of_the_clustered_layout_is_migrated_whole(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE state (
+            ns TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (ns, key)) WITHOUT ROWID;
+        CREATE INDEX state_partition ON state (partition);
+        INSERT INTO state VALUES ('passport', '732829320', 2, '{"n": 1}');
+        INSERT INTO state VALUES ('passport', '552100554', 3, '{"n": 2}');
+    """)
+    conn.close()
+    with Store(path) as store:
+        with store.transaction() as txn:
+            assert txn.get_many("passport", ["732829320", "552100554"]) == {
+                "732829320": {"n": 1}, "552100554": {"n": 2}}
+            txn.put("passport", "732829320", {"n": 3}, partition=2)  # still one row per key
+        store.drop_partition(3)  # and the partition index is there
+        with store.transaction() as txn:
+            assert list(txn.items("passport")) == [("732829320", {"n": 3})]
+    check = sqlite3.connect(path)
+    [(sql,)] = check.execute("SELECT sql FROM sqlite_master WHERE name = 'state'").fetchall()
+    assert "WITHOUT ROWID" not in sql.upper()
+    tables = {name for (name,) in check.execute("SELECT name FROM sqlite_master")}
+    assert "state_clustered" not in tables
+    assert "state_partition" in tables
+    check.close()
+
+
+@pytest.mark.parametrize("cap", [3, 50_000])
+def test_the_relay_reads_from_memory_what_the_table_holds(tmp_path: Path, cap: int) -> None:
+    """Whatever ``pending`` answers from memory, the table answers the same: across
+    rollbacks, acknowledgements, a cap overflow (cap 3) and records left by a previous run."""
+    rng = random.Random(7)
+    path = tmp_path / "s.sqlite"
+    with Store(path) as first, first.transaction() as txn:
+        txn.emit("out", b"left", b"over")  # left by a previous run: only in the table
+    with Store(path, unsent_cap=cap) as store:
+        sent = 0
+        for step in range(60):
+            try:
+                with store.transaction() as txn:
+                    txn.emit_many([("out", b"k", f"{step}/{i}".encode(),
+                                    [("h", b"\x01")] if i == 0 else ())
+                                   for i in range(rng.randint(0, 4))])
+                    if rng.random() < 0.2:
+                        raise RuntimeError("rolled back")
+            except RuntimeError:
+                pass
+            with Store(path) as table:  # opened afresh: it reads the table
+                expected = table.pending(after=sent)
+            assert store.pending(after=sent) == expected
+            if expected and rng.random() < 0.5:
+                sent = expected[rng.randrange(len(expected))].seq
+                store.acknowledge(sent)
+        rest = store.pending(after=sent)
+        if rest:
+            store.acknowledge(rest[-1].seq)
+        assert store.pending() == []
+        assert store.pending_count() == 0
