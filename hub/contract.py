@@ -9,16 +9,16 @@ runs it; its names are re-exported there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hub import deadletter
 from hub.store import Txn
+from schemas.frozen import frozen
 
 __all__ = ["Emit", "Inbound", "Outbound", "Processor", "Rejected"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Inbound:
     """One decoded input record."""
 
@@ -33,7 +33,7 @@ class Inbound:
     timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Outbound:
     """A record to emit: encoded with the current schema of ``record``."""
 
@@ -43,7 +43,7 @@ class Outbound:
     datum: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rejected:
     """An input record the processor refuses; it goes to the dead letters."""
 

@@ -46,6 +46,7 @@ from hub.store import Headers, Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
+from schemas.frozen import frozen
 
 #: Encoded records written to the outbox per statement.
 _OUTBOX_CHUNK = 2000
@@ -56,7 +57,7 @@ __all__ = ["Emit", "Inbound", "Outbound", "Processor", "ProcessorLoop", "Rejecte
            "store_path"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _InFlight:
     """An outbox record handed to the producer, awaiting the broker's answer."""
 

@@ -14,13 +14,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from hub.errors import StoreError
+from schemas.frozen import frozen
 
 # ``state`` is a rowid table with a unique index on (ns, key), not a WITHOUT ROWID
 # table keyed by it: its values (a passport is ~1 KB of JSON) are large for a
@@ -56,7 +56,7 @@ _NO_HEADERS = "[]"
 _KEYS_PER_QUERY = 500
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OutboxRecord:
     """One record committed for emission and not yet acknowledged by the broker."""
 

@@ -33,6 +33,7 @@ from fastavro.types import Schema
 from schemas.avroread import Read, UnsupportedSchemaError, compile_reader
 from schemas.avrowrite import Write, compile_writer, fastavro_writer
 from schemas.errors import MalformedRecordError, UnknownSchemaError
+from schemas.frozen import frozen
 from schemas.registry import ParsedSchema, SchemaRegistry
 
 __all__ = ["HEADER_SIZE", "MARKER", "Codec", "Decoded", "ParsedSchema", "SchemaRegistry"]
@@ -47,7 +48,7 @@ _VERSION_FIELD = "schema_version"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decoded:
     """A decoded value: which record, which writer version, and the datum."""
 

@@ -9,13 +9,13 @@ must have a région; modules and categories come from the catalogue).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar
 
 from hub.errors import HubError
 from schemas import catalog
+from schemas.frozen import frozen
 from schemas.identifiers import is_valid_siren
 from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES, region_of
 
@@ -36,7 +36,7 @@ class InvalidEventError(HubError):
     """A record whose content the passport cannot apply (dead-lettered, stage "validate")."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Enrolled:
     """A business opened (or updated) its passport."""
 
@@ -52,7 +52,7 @@ class Enrolled:
     consent: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ModuleDone:
     """A business completed one training module."""
 
@@ -63,7 +63,7 @@ class ModuleDone:
     module_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferAsked:
     """A business asked for an offer in one category."""
 
@@ -74,7 +74,7 @@ class OfferAsked:
     category: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Attended:
     """A business attended a training session (counts for nothing toward the passport)."""
 
@@ -85,7 +85,7 @@ class Attended:
     module_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Feedback:
     """A trainee rated a module (raw material of the quality referential)."""
 
@@ -99,7 +99,7 @@ class Feedback:
     delegation: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConsentOff:
     """The business withdrew its consent to share its contact data with resellers."""
 
@@ -109,7 +109,7 @@ class ConsentOff:
     siren: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Erasure:
     """The business asked for its personal data to be erased."""
 

@@ -31,10 +31,11 @@ they arrived in, within the limits written below.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Literal
 
 from hub.ids import derive
+from schemas.frozen import frozen
 from services.passport import events
 from services.passport.events import (
     ConsentOff,
@@ -54,7 +55,7 @@ IneligibleReason = Literal["no_passport", "no_consent"]
 Decision = Literal["lead_requested", "no_passport", "no_consent"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Profile:
     """What the latest enrolment says about the business."""
 
@@ -70,7 +71,7 @@ class Profile:
     """That enrolment's event id: between two of the same time, the greater id wins."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Parked:
     """An event that arrived before its business's enrolment, kept as its JSON datum."""
 
@@ -86,7 +87,7 @@ class Parked:
         return int(self.datum["occurred_at"])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Offer:
     """An offer request and what became of it."""
 
@@ -97,7 +98,7 @@ class Offer:
     lead_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Score:
     """One feedback given by the business on a module."""
 
@@ -108,7 +109,7 @@ class Score:
     score: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Lead:
     """A lead the passport asks routing to place (becomes a ``LeadRequested``)."""
 
@@ -124,7 +125,7 @@ class Lead:
     contact_email: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Passport:
     """One business's passport state."""
 
@@ -182,7 +183,7 @@ class Passport:
         return event_id in self.applied or any(p.event_id == event_id for p in self.parked)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Outcome:
     """The state after one event, and the leads it asks for."""
 
