@@ -27,7 +27,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,8 +42,8 @@ from connectors.synthetic.generator import Expected, Synthetic
 from connectors.synthetic.identities import identity, siren
 from hub import kafka, logs
 from hub.config import Settings
-from hub.processor import Emit, Inbound, ProcessorLoop
-from hub.service import tuned_gc
+from hub.processor import Emit, Inbound
+from hub.service import processor_loop, tuned_gc
 from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec, Decoded
@@ -224,9 +224,10 @@ def run_service(settings: Settings, store_path: Path, total: int) -> tuple[Measu
     SQLite, relay snapshots and leads; timed until the last input is applied and relayed."""
     processor = _Timed(PassportProcessor())
     registry = CollectorRegistry()
+    # As built, but timed, and with no restore: the passport topic is new and empty.
+    wiring = replace(build(settings), processor=processor, restorer=None)
     with Store(store_path) as store:
-        loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
-                             align_inputs=build(settings).align_inputs)
+        loop = processor_loop(wiring, settings=settings, store=store, registry=registry)
         loop.start()
         try:
             count, started = 0, time.monotonic()

@@ -102,8 +102,13 @@ class ProcessorLoop:
     def __init__(self, processor: Processor, *, settings: Settings, store: Store,
                  registry: CollectorRegistry, codec: Codec | None = None,
                  before_poll: Callable[[], None] | None = None,
-                 restorer: Restorer | None = None, align_inputs: bool = False) -> None:
+                 restorer: Restorer | None = None, align_inputs: bool = False,
+                 millis_timestamps: bool = False) -> None:
+        """``align_inputs``: read co-partitioned inputs in step (hub.align);
+        ``millis_timestamps``: hand the processor ``timestamp-millis`` fields as epoch
+        milliseconds, not datetimes (``Codec.decode``)."""
         self.processor = processor
+        self._millis = millis_timestamps
         self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
         self._restorations = Restorations(restorer, store) if restorer is not None else None
@@ -234,7 +239,7 @@ class ProcessorLoop:
                 gc.enable()
 
     def _apply_and_commit(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        name, decode = self.processor.name, self.codec.decode
+        name, decode, millis = self.processor.name, self.codec.decode, self._millis
         batch: list[Inbound] = []
         dead: list[Rejected] = []
         positions = _Positions()
@@ -244,7 +249,7 @@ class ProcessorLoop:
             positions.next[tp] = records[-1].offset + 1
             for rec in records:
                 try:
-                    decoded = decode(rec.value)
+                    decoded = decode(rec.value, millis=millis)
                 except ContractError as exc:
                     dead.append(Rejected(Inbound(base, tp.partition, rec.offset, rec.key, "",
                                                  {"__raw__": rec.value or b""}, rec.timestamp),

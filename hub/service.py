@@ -67,6 +67,17 @@ class Wiring:
     """Rebuilds state for assigned partitions from the topics (processor.Restorer)."""
     align_inputs: bool = False
     """Read co-partitioned inputs in step by record time (hub.align)."""
+    millis_timestamps: bool = False
+    """The processor takes ``timestamp-millis`` fields as epoch milliseconds (``int``)."""
+
+
+def processor_loop(wiring: Wiring, *, settings: Settings, store: Store,
+                   registry: CollectorRegistry) -> ProcessorLoop:
+    """The loop that runs a service's wiring (as ``run_processor`` does, in any process)."""
+    return ProcessorLoop(wiring.processor, settings=settings, store=store, registry=registry,
+                         before_poll=wiring.before_poll, restorer=wiring.restorer,
+                         align_inputs=wiring.align_inputs,
+                         millis_timestamps=wiring.millis_timestamps)
 
 
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
@@ -82,9 +93,7 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     metrics.serve(registry, host=settings.metrics_host, port=settings.metrics_port)
     kafka.ensure_topics(settings)
     with Store(store_path(settings, processor.name, instance)) as store:
-        loop = ProcessorLoop(processor, settings=settings, store=store, registry=registry,
-                             before_poll=wiring.before_poll, restorer=wiring.restorer,
-                             align_inputs=wiring.align_inputs)
+        loop = processor_loop(wiring, settings=settings, store=store, registry=registry)
         install_stop_handlers(loop.stop)
         loop.start()
         try:

@@ -75,6 +75,7 @@ class _Compiler:
         self.fixed: dict[str, int] = {}
         self.constants: dict[str, Any] = {}  # what the generated code refers to by name
         self._names = count()
+        self.millis_as_int = False
 
     def var(self, stem: str) -> str:
         return f"{stem}{next(self._names)}"
@@ -108,7 +109,8 @@ class _Compiler:
             schema = {"type": schema}
         kind, logical = schema.get("type"), schema.get("logicalType")
         if kind == "long" and logical == "timestamp-millis":
-            return [*self.long(target, indent), f"{indent}{target} = _millis({target})"]
+            converted = [] if self.millis_as_int else [f"{indent}{target} = _millis({target})"]
+            return [*self.long(target, indent), *converted]
         if logical is not None and logical != "uuid":
             raise UnsupportedSchemaError(f"logical type {logical}")
         if kind in _SCALARS:
@@ -207,14 +209,17 @@ class _Compiler:
         return lines
 
 
-def compile_reader(schema: Mapping[str, Any]) -> Read:
+def compile_reader(schema: Mapping[str, Any], *, millis_as_int: bool = False) -> Read:
     """A reader of ``schema`` (a record, as JSON), for values written with that very schema.
 
+    ``millis_as_int``: ``timestamp-millis`` values stay epoch milliseconds (``int``)
+    instead of becoming aware datetimes, which costs ~0.6 µs each.
     Raises ``UnsupportedSchemaError`` for what it does not compile (then use fastavro).
     """
     if schema.get("type") != "record":
         raise UnsupportedSchemaError("only records are compiled")
     compiler = _Compiler(schema.get("namespace", ""))
+    compiler.millis_as_int = millis_as_int
     top = compiler.record(schema, schema.get("namespace", ""))
     namespace: dict[str, Any] = {**_GLOBALS, **compiler.constants}
     source = "\n\n".join(compiler.sources)

@@ -12,7 +12,9 @@ def build(settings: Settings) -> Wiring:
     """The passport service's wiring: the processor, its restore from the passport topic,
     and its three inputs (keyed alike by SIREN) read in step, so that less is parked."""
     processor = PassportProcessor(parked_ttl_ms=int(settings.parked_ttl_hours * 3_600_000))
-    return Wiring(processor, restorer=PassportRestorer(settings), align_inputs=True)
+    # Events work in epoch milliseconds (events.millis): no datetimes to build and undo.
+    return Wiring(processor, restorer=PassportRestorer(settings), align_inputs=True,
+                  millis_timestamps=True)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from hub import deadletter, kafka
 from hub.config import Settings
 from hub.processor import Inbound, ProcessorLoop, store_path
 from hub.reader import TopicReader
+from hub.service import processor_loop
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
@@ -97,8 +98,8 @@ class Outputs:
 @contextmanager
 def running(settings: Settings) -> Iterator[ProcessorLoop]:
     with Store(store_path(settings, "passport")) as store:
-        loop = ProcessorLoop(build(settings).processor, settings=settings, store=store,
-                             registry=CollectorRegistry())
+        loop = processor_loop(build(settings), settings=settings, store=store,
+                              registry=CollectorRegistry())
         loop.start()
         try:
             yield loop

@@ -16,6 +16,7 @@ from hub import deadletter, kafka
 from hub.config import Settings
 from hub.processor import Inbound, ProcessorLoop, store_path
 from hub.reader import TopicReader
+from hub.service import processor_loop
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
@@ -73,8 +74,8 @@ def router(settings: Settings) -> Iterator[tuple[ProcessorLoop, RoutingProcessor
     wiring = build(settings)
     assert isinstance(wiring.processor, RoutingProcessor)
     with Store(store_path(settings, "routing")) as store:
-        loop = ProcessorLoop(wiring.processor, settings=settings, store=store,
-                             registry=CollectorRegistry(), before_poll=wiring.before_poll)
+        loop = processor_loop(wiring, settings=settings, store=store,
+                              registry=CollectorRegistry())
         loop.start()
         try:
             yield loop, wiring.processor

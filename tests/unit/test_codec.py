@@ -329,6 +329,36 @@ def test_timestamps_decode_as_utc_instants(codec: Codec) -> None:
     assert decoded.utcoffset().total_seconds() == 0
 
 
+def _millis_of(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {key: _millis_of(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_millis_of(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("record", sorted(SAMPLES))
+def test_millis_decoding_gives_the_same_instants_as_epoch_milliseconds(
+        codec: Codec, record: str) -> None:
+    data = codec.encode(record, SAMPLES[record])
+    as_datetimes, as_millis = codec.decode(data), codec.decode(data, millis=True)
+    assert as_millis == Decoded(record, as_datetimes.version, _millis_of(as_datetimes.datum))
+    if any(isinstance(v, datetime) for v in as_datetimes.datum.values()):
+        assert as_millis != as_datetimes
+
+
+def test_millis_decoding_of_an_older_writer_goes_through_fastavro_alike(codec: Codec) -> None:
+    v1 = codec.registry.version("BusinessEnrolled", 1)
+    v1_names = {field["name"] for field in v1.raw["fields"]}
+    v1_datum = {k: v for k, v in SAMPLES["BusinessEnrolled"].items() if k in v1_names}
+    data = Codec(SchemaRegistry([v1])).encode("BusinessEnrolled", v1_datum)
+    as_millis = codec.decode(data, millis=True).datum
+    assert as_millis == _millis_of(codec.decode(data).datum)
+    assert isinstance(as_millis["occurred_at"], int)
+
+
 def test_default_codec_is_built_once() -> None:
     assert Codec.default() is Codec.default()
 
