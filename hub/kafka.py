@@ -19,6 +19,7 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.coordinator.base import BaseCoordinator
 from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from hub import logs
 from hub.config import Settings
@@ -107,6 +108,30 @@ def _resume_parked_records() -> None:
 _resume_parked_records()
 
 
+class KeyHashPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-python is untyped
+    """kafka-python's default partitioner (the Java client's murmur2 of the key, so
+    keyed records land where Kafka Streams and every other client put them), with
+    each key's hash remembered: murmur2 runs in pure Python, and a passport snapshot
+    goes out under the same SIREN again and again (~7 µs of the ~35 a send costs)."""
+
+    def __init__(self, remembered: int = 100_000) -> None:
+        self.remembered = remembered
+        self._hashes: dict[bytes, int] = {}
+
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,  # noqa: PLR0917 - kafka-python calls it so
+                  serialized_value: bytes | None, cluster: Any) -> int:
+        partitions = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not partitions:  # random pick, or its error
+            return int(super().partition(topic, key, serialized_key, value, serialized_value,
+                                         cluster))
+        hashed = self._hashes.get(serialized_key)
+        if hashed is None:
+            if len(self._hashes) >= self.remembered:
+                self._hashes.clear()
+            hashed = self._hashes[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+        return int(sorted(partitions)[hashed % len(partitions)])
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotent, acks=all producer that batches."""
     options: dict[str, Any] = {
@@ -122,6 +147,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         # kafka-python's own statistics cost µs per record on the relay's hot path,
         # and nothing reads them (the hub exports its own metrics).
         "metrics_enabled": False,
+        "partitioner": KeyHashPartitioner(),
     }
     options.update(overrides)
     try:
