@@ -1,4 +1,4 @@
-"""The consume → apply → commit loop every service runs on, and its outbox relay.
+"""The consume → apply → commit loop every service runs on (its relay: hub.relay).
 
 A ``Processor`` is pure with respect to I/O: given the batch of decoded input
 records and a transactional view of its state, it returns what to emit. The
@@ -23,15 +23,14 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
@@ -39,14 +38,13 @@ from hub import deadletter, kafka, logs
 from hub.align import InputAligner
 from hub.config import Settings
 from hub.contract import Emit, Inbound, Outbound, Processor, Rejected
-from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
+from hub.relay import OutboxRelay
 from hub.restoring import Restorations, Restorer
 from hub.store import Headers, Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError
-from schemas.frozen import frozen
 
 #: Encoded records written to the outbox per statement.
 _OUTBOX_CHUNK = 2000
@@ -55,16 +53,6 @@ _ALIGN_STEP = 1000
 
 __all__ = ["Emit", "Inbound", "Outbound", "Processor", "ProcessorLoop", "Rejected",
            "store_path"]
-
-
-@frozen
-class _InFlight:
-    """An outbox record handed to the producer, awaiting the broker's answer."""
-
-    seq: int
-    topic: str
-    future: Any
-    checkpoint: bool
 
 
 @dataclass
@@ -112,8 +100,6 @@ class ProcessorLoop:
         self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
         self._restorations = Restorations(restorer, store) if restorer is not None else None
-        self._checkpoints = frozenset(
-            settings.topic(name) for name in (restorer.checkpoints if restorer else ()))
         self.settings = settings
         self.store = store
         self.codec = codec or Codec.default()
@@ -122,19 +108,17 @@ class ProcessorLoop:
         self._base = {settings.topic(name): name for name in processor.inputs}
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
-        self._inflight: deque[_InFlight] = deque()
-        """Records sent and not yet acknowledged (still in the outbox), in outbox order."""
-        self._others_in_flight = 0
-        """How many of them are not checkpoints."""
-        self._sent_seq = 0
-        """The last outbox record handed to the producer."""
+        self.outbox = OutboxRelay(
+            store, settings=settings, metrics=self.metrics, log=self.log,
+            component=processor.name,
+            checkpoints=frozenset(settings.topic(name)
+                                  for name in (restorer.checkpoints if restorer else ())))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect, join the group, and flush whatever a previous run left in the outbox."""
-        self._client()
+        self.outbox.connect()
         group = self.settings.group(self.processor.name)
         self._consumer = kafka.consumer(self.settings, group=group)
         kafka.await_partitions(self._consumer, self._base)
@@ -158,9 +142,7 @@ class ProcessorLoop:
         finally:
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
+            self.outbox.close()
             self.log.info("processor.stopped")
 
     # -- the loop ----------------------------------------------------------------------------
@@ -193,7 +175,7 @@ class ProcessorLoop:
                 time.perf_counter() - started)
             behind = self._mirror_positions(polled)
         if behind:
-            self._pump()
+            self.outbox.pump()
         else:
             self.relay()
         return count
@@ -295,110 +277,8 @@ class ProcessorLoop:
                          error=type(rejected.error).__name__)
 
     def relay(self) -> int:
-        """Produce the whole outbox and wait for the broker; return the count acknowledged.
-
-        On a broker failure the records stay in the outbox and the next call tries
-        again; a record sent twice carries the same event id both times.
-        """
-        acked = 0
-        try:
-            producer = self._client()
-            while True:
-                acked += self._reap()
-                self._send_pending(producer, wait=True)
-                if not self._inflight:
-                    break
-                producer.flush(timeout=self.settings.produce_timeout_s)
-                acked += self._reap()
-                if self._inflight:  # flush returned, yet a record is still unanswered
-                    raise KafkaTimeoutError("the broker did not answer the whole outbox")
-        except (KafkaError, BrokerUnavailable) as exc:
-            self._relay_failed(exc)
-            return acked
-        self.metrics.outbox_pending.labels(self.processor.name).set(0)
-        return acked
-
-    def _pump(self) -> None:
-        """The pipelined relay: forget what the broker confirmed, send what is new; no wait."""
-        try:
-            self._reap()
-            self._send_pending(self._client(), wait=False)
-        except (KafkaError, BrokerUnavailable) as exc:
-            self._relay_failed(exc)
-
-    def _send_pending(self, producer: KafkaProducer, *, wait: bool) -> None:
-        """Send the outbox records not in flight yet, in order.
-
-        A checkpoint is sent only once every earlier record of another topic is
-        acknowledged: with ``wait`` the relay waits for them, otherwise it stops
-        there and the next call goes on. Checkpoints among themselves stream.
-        """
-        while pending := self.store.pending(after=self._sent_seq):
-            for rec in pending:
-                checkpoint = rec.topic in self._checkpoints
-                if checkpoint and self._others_in_flight:
-                    if not wait:
-                        return
-                    producer.flush(timeout=self.settings.produce_timeout_s)
-                    self._reap()
-                    if self._others_in_flight:
-                        raise KafkaTimeoutError("the broker did not answer before a checkpoint")
-                future = producer.send(rec.topic, key=rec.key, value=rec.value,
-                                       headers=rec.headers or None)
-                self._inflight.append(_InFlight(rec.seq, rec.topic, future, checkpoint))
-                self._others_in_flight += not checkpoint
-                self._sent_seq = rec.seq
-
-    def _reap(self) -> int:
-        """Acknowledge the records at the head of the flight that the broker confirmed;
-        then raise the error of the first one that failed, if one did."""
-        inflight, last, failed = self._inflight, 0, None
-        out: dict[str, int] = {}
-        while inflight and inflight[0].future.is_done:
-            head = inflight[0]
-            if head.future.exception is not None:
-                failed = head.future.exception
-                break
-            inflight.popleft()
-            last = head.seq
-            self._others_in_flight -= not head.checkpoint
-            out[head.topic] = out.get(head.topic, 0) + 1
-        if last:
-            self.store.acknowledge(last)
-            for topic, count in out.items():
-                self.metrics.records_out.labels(self.processor.name, topic).inc(count)
-        if failed is not None:
-            raise failed
-        return sum(out.values())
-
-    def _relay_failed(self, exc: Exception) -> None:
-        """Start the relay over from the outbox, with a fresh producer."""
-        self.log.warning("outbox.relay_failed", error=type(exc).__name__,
-                         in_flight=len(self._inflight))
-        self._inflight.clear()
-        self._others_in_flight = 0
-        self._sent_seq = 0  # everything not acknowledged is still in the outbox
-        self.metrics.outbox_pending.labels(self.processor.name).set(self.store.pending_count())
-        self._discard_producer()
-
-    def _client(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = kafka.producer(self.settings)
-        return self._producer
-
-    def _discard_producer(self) -> None:
-        """Drop a producer that failed: the next relay builds a fresh one.
-
-        An idempotent kafka-python producer whose batches expired during a broker
-        outage can stay wedged after the broker is back (every flush times out);
-        the outbox still holds every record, so starting over loses nothing.
-        """
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except KafkaError as exc:
-                self.log.debug("producer.close_failed", error=type(exc).__name__)
+        """Produce the whole outbox and wait for the broker (``OutboxRelay.drain``)."""
+        return self.outbox.drain()
 
     # -- positions ---------------------------------------------------------------------------
 
