@@ -218,14 +218,20 @@ class _Timed:
             self.first = _marks()
         return self.inner.apply(state, batch)
 
+    def flush(self, state: Txn, partitions: frozenset[int], *,
+              caught_up: bool = True) -> Iterable[Emit]:
+        return self.inner.flush(state, partitions, caught_up=caught_up)
+
 
 def run_service(settings: Settings, store_path: Path, total: int) -> tuple[Measure, dict[str, int]]:
     """The passport service as deployed (minus its process): consume, apply, commit to
     SQLite, relay snapshots and leads; timed until the last input is applied and relayed."""
-    processor = _Timed(PassportProcessor())
+    built = build(settings)
+    assert isinstance(built.processor, PassportProcessor)
+    processor = _Timed(built.processor)
     registry = CollectorRegistry()
     # As built, but timed, and with no restore: the passport topic is new and empty.
-    wiring = replace(build(settings), processor=processor, restorer=None)
+    wiring = replace(built, processor=processor, restorer=None)
     with Store(store_path) as store:
         loop = processor_loop(wiring, settings=settings, store=store, registry=registry)
         loop.start()

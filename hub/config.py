@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     """How long a training or offer event waits for its business's enrolment before
     the passport service dead-letters it (stage ``expire``)."""
 
+    passport_snapshot_window_s: float = Field(default=5.0, ge=0)
+    """While catching up, how long the passport service may hold a partition's snapshots
+    back, to send one per business however many batches changed it (0: one per batch).
+    Caught up, it sends them after every batch (services/passport/window.py)."""
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -9,7 +9,7 @@ runs it; its names are re-exported there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hub import deadletter
 from hub.store import Txn
@@ -64,4 +64,19 @@ class Processor(Protocol):
 
     def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
         """Apply a batch to state; return what to emit. Must not do I/O."""
+        ...
+
+
+@runtime_checkable
+class Deferring(Protocol):
+    """A processor that may hold output back across batches (coalescing snapshots while
+    it catches up) and emits it in ``flush``. The loop calls ``flush`` in each batch's
+    transaction, after ``apply``, with ``caught_up=False`` (emit what is overdue), and
+    in a transaction of its own with ``caught_up=True`` (emit everything) each time it
+    is caught up with its inputs or polled nothing."""
+
+    def flush(self, state: Txn, partitions: frozenset[int], *,
+              caught_up: bool = True) -> Iterable[Emit]:
+        """Emit what was held back for these input partition numbers (those assigned and
+        not being restored: the store may hold others). Must not do I/O."""
         ...

@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry
 from hub import deadletter, kafka, logs
 from hub.align import InputAligner
 from hub.config import Settings
-from hub.contract import Emit, Inbound, Outbound, Processor, Rejected
+from hub.contract import Deferring, Emit, Inbound, Outbound, Processor, Rejected
 from hub.metrics import ProcessorMetrics
 from hub.relay import OutboxRelay
 from hub.restoring import Restorations, Restorer
@@ -51,8 +51,8 @@ _OUTBOX_CHUNK = 2000
 #: With aligned inputs, records polled between two looks at the partitions' times.
 _ALIGN_STEP = 1000
 
-__all__ = ["Emit", "Inbound", "Outbound", "Processor", "ProcessorLoop", "Rejected",
-           "store_path"]
+__all__ = ["Deferring", "Emit", "Inbound", "Outbound", "Processor", "ProcessorLoop",
+           "Rejected", "store_path"]
 
 
 @dataclass
@@ -70,9 +70,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
         self._loop.log.info("partitions.revoked", partitions=_names(revoked))
         if revoked:
             self._loop.abandon_restores(revoked)
-            # Hand over clean: what was emitted for these partitions reaches the
-            # broker before their next owner reads it (best effort: the broker
-            # may be down, and then the next owner replays instead).
+            # Hand over clean: what was held back or emitted for these partitions
+            # reaches the broker before their next owner reads it (best effort: the
+            # broker may be down, and then the next owner replays instead).
+            self._loop.flush_deferred(frozenset(tp.partition for tp in revoked))
             self._loop.relay()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
@@ -136,8 +137,10 @@ class ProcessorLoop:
         self._stopping.set()
 
     def close(self) -> None:
-        """Relay what is pending, then close the clients (call after ``run`` returned)."""
+        """Emit what was held back, relay what is pending, then close the clients (call
+        after ``run`` returned)."""
         try:
+            self.flush_deferred()
             self.relay()
         finally:
             if self._consumer is not None:
@@ -177,6 +180,7 @@ class ProcessorLoop:
         if behind:
             self.outbox.pump()
         else:
+            self.flush_deferred()
             self.relay()
         return count
 
@@ -241,27 +245,52 @@ class ProcessorLoop:
                                      decoded.datum, rec.timestamp))
         with self.store.transaction() as txn:
             emits = list(self.processor.apply(txn, batch)) if batch else []
-            topic, encode = self.settings.topic, self.codec.encode
+            if isinstance(self.processor, Deferring):
+                emits.extend(self.processor.flush(txn, self._owned(), caught_up=False))
             for rejected in dead:
                 self._dead_letter(txn, rejected)
-            outbound: list[tuple[str, bytes | None, bytes, Headers]] = []
-            # Taken from the end of the reversed list, each datum is let go once
-            # encoded, and rows go to the outbox in chunks: a large batch never
-            # holds all its datums and all their encodings at once.
-            emits.reverse()
-            while emits:
-                emit = emits.pop()
-                if isinstance(emit, Rejected) or len(outbound) >= _OUTBOX_CHUNK:
-                    txn.emit_many(outbound)  # the outbox keeps the processor's order
-                    outbound.clear()
-                if isinstance(emit, Rejected):
-                    self._dead_letter(txn, emit)
-                else:
-                    outbound.append((topic(emit.topic), emit.key.encode(),
-                                     encode(emit.record, emit.datum), ()))
-            txn.emit_many(outbound)
+            self._write(txn, emits)
             for tp, next_offset in positions.next.items():
                 txn.set_position(tp.topic, tp.partition, next_offset)
+
+    def _write(self, txn: Txn, emits: list[Emit]) -> None:
+        """Encode the records to emit into the outbox, in order (``emits`` is consumed)."""
+        topic, encode = self.settings.topic, self.codec.encode
+        outbound: list[tuple[str, bytes | None, bytes, Headers]] = []
+        # Taken from the end of the reversed list, each datum is let go once
+        # encoded, and rows go to the outbox in chunks: a large batch never
+        # holds all its datums and all their encodings at once.
+        emits.reverse()
+        while emits:
+            emit = emits.pop()
+            if isinstance(emit, Rejected) or len(outbound) >= _OUTBOX_CHUNK:
+                txn.emit_many(outbound)  # the outbox keeps the processor's order
+                outbound.clear()
+            if isinstance(emit, Rejected):
+                self._dead_letter(txn, emit)
+            else:
+                outbound.append((topic(emit.topic), emit.key.encode(),
+                                 encode(emit.record, emit.datum), ()))
+        txn.emit_many(outbound)
+
+    def flush_deferred(self, partitions: frozenset[int] | None = None) -> None:
+        """Caught up, idle, or handing partitions over: let a ``Deferring`` processor emit
+        what it held back, for ``partitions`` (default: those this instance owns and is
+        not restoring)."""
+        if not isinstance(self.processor, Deferring):
+            return
+        partitions = self._owned() if partitions is None else partitions
+        if partitions:
+            with self.store.transaction() as txn:
+                self._write(txn, list(self.processor.flush(txn, partitions, caught_up=True)))
+
+    def _owned(self) -> frozenset[int]:
+        """The input partition numbers assigned here and not being restored."""
+        if self._consumer is None:
+            return frozenset()
+        restoring = self._restorations.partitions if self._restorations is not None else set()
+        return frozenset(tp.partition for tp in self._consumer.assignment()
+                         if tp.partition not in restoring)
 
     def _dead_letter(self, txn: Txn, rejected: Rejected) -> None:
         inbound = rejected.inbound

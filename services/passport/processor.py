@@ -28,6 +28,7 @@ from schemas import catalog
 from services.passport import events, outputs, persist, rules
 from services.passport.events import InvalidEventError
 from services.passport.rules import Parked, Passport
+from services.passport.window import Window, Windows
 
 #: Store namespaces: one passport per SIREN; input offsets per partition number;
 #: the id of the last snapshot emitted per partition; SIREN -> oldest parked event time.
@@ -62,11 +63,15 @@ class PassportProcessor:
     inputs: tuple[str, ...] = (catalog.ENROLMENTS, catalog.TRAINING, catalog.OFFER_REQUESTS)
 
     def __init__(self, *, parked_ttl_ms: int = 14 * 86_400_000,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, snapshot_window_ms: int = 0,
+                 max_dirty: int = 50_000) -> None:
+        """``snapshot_window_ms``: how long a partition's snapshots may be held back while
+        catching up (services/passport/window.py); 0: one per business per batch."""
         self.log = logs.get().bind(component=self.name)
         self.parked_ttl_ms = parked_ttl_ms
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._next_sweep = 0
+        self.windows = Windows(window_ms=snapshot_window_ms, max_dirty=max_dirty)
 
     def apply(self, state: Txn, batch: Sequence[Inbound]) -> list[Emit]:
         """Apply a batch; return the leads, one snapshot per changed business, the rejects."""
@@ -150,41 +155,82 @@ class PassportProcessor:
 
     def _save(self, state: Txn, touched: dict[str, _Touched], offsets: dict[int, dict[str, int]],
               starts: dict[int, dict[str, int]]) -> list[Outbound]:
-        """Store every changed passport; return their snapshots, in the order touched."""
+        """Store every changed passport and note it in its partition's snapshot window;
+        return the snapshots of the windows this batch closes."""
         changed = [(siren, entry) for siren, entry in touched.items() if entry.now != entry.before]
         # Serialised row by row as SQLite takes them: a batch's passports are never
         # all held as JSON at once.
         state.put_many(PASSPORTS_NS, ((siren, persist.dump(entry.now), entry.partition)
                                       for siren, entry in changed))
-        snapshots: list[Outbound] = []
         parked: list[tuple[str, Any, int]] = []
-        last_ids: dict[int, str] = {}
+        windows: dict[int, Window] = {}
+        now = self._clock()
         for siren, entry in changed:
-            now, partition = entry.now, entry.partition
-            if now.parked:
-                since = min(p.occurred_at for p in now.parked)
+            passport, partition = entry.now, entry.partition
+            if passport.parked:
+                since = min(p.occurred_at for p in passport.parked)
                 parked.append((siren, {"at": since, "partition": partition}, partition))
             elif entry.before.parked:
                 state.delete(PARKED_NS, siren)
-            if now.issued_at is not None and entry.before.issued_at is None:
+            if passport.issued_at is not None and entry.before.issued_at is None:
                 self.log.info("passport.issued", siren=siren, partition=partition)
-            positions = offsets.get(partition)
-            if positions is None:  # only the sweep touched this partition
-                positions = offsets[partition] = dict(
-                    state.get(OFFSETS_NS, str(partition)) or {})
+            window = windows.get(partition)
+            if window is None:
+                positions = self._positions(state, offsets, partition)
+                window = windows[partition] = self.windows.open(
+                    state, partition, starts.get(partition, positions), now)
             last = entry.last
-            where = (f"{last.topic}/{last.partition}/{last.offset}" if last is not None
-                     else f"expired@{positions}")
-            event_id = outputs.snapshot_id(siren, where)
-            datum = outputs.snapshot(now, event_id=event_id, input_offsets=positions,
-                                     replay_from=starts.get(partition, positions))
-            last_ids[partition] = event_id
-            snapshots.append(Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum))
+            window.dirty[siren] = (f"{last.topic}/{last.partition}/{last.offset}"
+                                   if last is not None else f"expired@{offsets[partition]}")
         state.put_many(PARKED_NS, parked)
-        # The restorer compares the last snapshot of a partition on the topic with this.
-        state.put_many(LAST_SNAPSHOT_NS, ((str(partition), event_id, partition)
-                                          for partition, event_id in last_ids.items()))
+        snapshots: list[Outbound] = []
+        known = {siren: entry.now for siren, entry in touched.items()}
+        for partition, window in windows.items():
+            if self.windows.full(window):
+                snapshots.extend(self._close(state, partition, window, offsets[partition],
+                                             known))
+            else:
+                self.windows.keep(state, partition, window)
         return snapshots
+
+    def flush(self, state: Txn, partitions: frozenset[int], *,
+              caught_up: bool = True) -> list[Emit]:
+        """The snapshots of the windows due (``hub.contract.Deferring``): all of those of
+        ``partitions`` once the loop is caught up, else those older than the window."""
+        snapshots: list[Emit] = []
+        for partition, window in self.windows.due(state, partitions, self._clock(),
+                                                  caught_up=caught_up):
+            snapshots.extend(self._close(state, partition, window,
+                                         self._positions(state, {}, partition), {}))
+        return snapshots
+
+    def _close(self, state: Txn, partition: int, window: Window, positions: dict[str, int],
+               known: dict[str, Passport]) -> list[Outbound]:
+        """A window's snapshots: each business's current state, as of ``positions``."""
+        stored = state.get_many(PASSPORTS_NS, (s for s in window.dirty if s not in known))
+        snapshots: list[Outbound] = []
+        event_id = ""
+        for siren, where in window.dirty.items():
+            passport = known.get(siren)
+            if passport is None:
+                passport = persist.load(stored.pop(siren))
+            event_id = outputs.snapshot_id(siren, where)
+            datum = outputs.snapshot(passport, event_id=event_id, input_offsets=positions,
+                                     replay_from=window.replay_from)
+            snapshots.append(Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum))
+        self.windows.close(state, partition)
+        if event_id:  # the restorer compares the partition's last snapshot on the topic with it
+            state.put(LAST_SNAPSHOT_NS, str(partition), event_id, partition=partition)
+        return snapshots
+
+    @staticmethod
+    def _positions(state: Txn, offsets: dict[int, dict[str, int]],
+                   partition: int) -> dict[str, int]:
+        """The partition's input positions: after the batch if it had any, else stored."""
+        positions = offsets.get(partition)
+        if positions is None:
+            positions = offsets[partition] = dict(state.get(OFFSETS_NS, str(partition)) or {})
+        return positions
 
 
 def _loaded(siren: str, stored: dict[str, Any] | None, partition: int) -> _Touched:
