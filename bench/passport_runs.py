@@ -1,0 +1,202 @@
+"""The passport benchmark's three readers of one event mix: raw kafka-python, the
+passport service as built, and Quix Streams; each returns what it measured."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from hub import kafka
+from hub.config import Settings
+from hub.processor import Emit, Inbound
+from hub.service import processor_loop, tuned_gc
+from hub.store import Store, Txn
+from schemas import catalog
+from schemas.codec import Codec, Decoded
+from services.passport.__main__ import build
+from services.passport.processor import PassportProcessor
+
+INPUTS = (catalog.ENROLMENTS, catalog.TRAINING, catalog.OFFER_REQUESTS)
+_DEADLINE_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """Records handled between the first one in hand and the last one done."""
+
+    records: int
+    seconds: float
+    cpu_s: float
+    """CPU of this whole process (every thread, the client libraries' included)."""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.records * 1e6
+
+
+def _marks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float], records: int) -> Measure:
+    wall, cpu = _marks()
+    return Measure(records, wall - start[0], cpu - start[1])
+
+
+def _check_deadline(started: float, what: str, done: int, total: int) -> None:
+    if time.monotonic() - started > _DEADLINE_S:
+        raise TimeoutError(f"{what}: {done} of {total} records after {_DEADLINE_S:.0f}s")
+
+
+def raw_ceiling(settings: Settings, total: int) -> Measure:
+    """One kafka-python consumer (the hub's settings, no group) reading every input
+    partition from the beginning: no decoding, no work."""
+    consumer = kafka.consumer(settings, group=None)
+    try:
+        found = kafka.await_partitions(consumer, [settings.topic(name) for name in INPUTS])
+        partitions = [TopicPartition(t, p) for t, ids in found.items() for p in sorted(ids)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        count, first, started = 0, None, time.monotonic()
+        while count < total:
+            polled = consumer.poll(timeout_ms=500, max_records=settings.poll_max_records)
+            got = sum(len(batch) for batch in polled.values())
+            if got and first is None:
+                first = _marks()
+            count += got
+            _check_deadline(started, "raw consumer", count, total)
+        assert first is not None
+        return _since(first, count)
+    finally:
+        consumer.close()
+
+
+class _Timed:
+    """The passport processor, noting when the first batch reached it."""
+
+    def __init__(self, inner: PassportProcessor) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.inputs = inner.inputs
+        self.first: tuple[float, float] | None = None
+
+    def apply(self, state: Txn, batch: Sequence[Inbound]) -> Iterable[Emit]:
+        if self.first is None:
+            self.first = _marks()
+        return self.inner.apply(state, batch)
+
+    def flush(self, state: Txn, partitions: frozenset[int], *,
+              caught_up: bool = True) -> Iterable[Emit]:
+        return self.inner.flush(state, partitions, caught_up=caught_up)
+
+
+def run_service(settings: Settings, store_path: Path, total: int) -> tuple[Measure, dict[str, int]]:
+    """The passport service as deployed (minus its process): consume, apply, commit to
+    SQLite, relay snapshots and leads; timed until the last input is applied and relayed."""
+    built = build(settings)
+    assert isinstance(built.processor, PassportProcessor)
+    processor = _Timed(built.processor)
+    registry = CollectorRegistry()
+    # As built, but timed, and with no restore: the passport topic is new and empty.
+    wiring = replace(built, processor=processor, restorer=None)
+    with Store(store_path) as store:
+        loop = processor_loop(wiring, settings=settings, store=store, registry=registry)
+        loop.start()
+        try:
+            count, started = 0, time.monotonic()
+            with tuned_gc():  # as run_processor runs the loop
+                while count < total:
+                    count += loop.run_once()
+                    _check_deadline(started, "passport service", count, total)
+            assert processor.first is not None
+            measure = _since(processor.first, count)
+        finally:
+            loop.close()
+
+    def produced(topic: str) -> int:
+        value = registry.get_sample_value("passport_hub_records_produced_total",
+                                          {"component": "passport",
+                                           "topic": settings.topic(topic)})
+        return int(value or 0)
+
+    return measure, {"snapshots": produced(catalog.PASSPORTS),
+                     "leads": produced(catalog.LEAD_REQUESTS), "dead": produced(catalog.DLQ)}
+
+
+def run_quix(settings: Settings, state_dir: Path, total: int,
+             suffix: str = "") -> tuple[Measure, Measure, int]:
+    """Quix Streams on the training topic: decode with the project's codec, keep each
+    SIREN's distinct modules (earliest completion) and applied event ids in Quix state,
+    drop redeliveries, and send a snapshot per record to an output topic.
+
+    Returns the measure to the last record processed, the measure to ``run()``
+    returning (final checkpoint: producer flush, offsets, state), and snapshots sent.
+    """
+    # The optional `bench` extra: imported here so the rest runs without it. Its schema
+    # registry client imports authlib's deprecated httpx module: not ours, and noise here
+    # (recorded, not ignored: authlib installs an "always" filter of its own on import).
+    with warnings.catch_warnings(record=True):
+        from quixstreams import Application, State  # noqa: PLC0415
+        from quixstreams.models.topics import TopicConfig  # noqa: PLC0415
+
+    codec = Codec.default()
+    app = Application(broker_address=settings.bootstrap,
+                      consumer_group=f"{settings.topic_prefix}quix{suffix}",
+                      auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING",
+                      topic_create_timeout=30, request_timeout=30)
+    source = app.topic(settings.topic(catalog.TRAINING), key_deserializer="str",
+                       value_deserializer="bytes")
+    sink = app.topic(f"{settings.topic_prefix}bench.quix-snapshots{suffix}", key_serializer="str",
+                     value_serializer="json",
+                     config=TopicConfig(num_partitions=catalog.SIREN_PARTITIONS,
+                                        replication_factor=1))
+    marks: dict[str, tuple[float, float]] = {}
+    counts = Counter[str]()
+
+    def decode(value: bytes) -> Decoded:
+        if "first" not in marks:
+            marks["first"] = _marks()
+        return codec.decode(value, millis=True)  # as the service reads them
+
+    def passport(decoded: Decoded, state: State[str, Any]) -> dict[str, Any] | None:
+        counts["in"] += 1
+        if counts["in"] == total:
+            marks["last"] = _marks()
+            app.stop()
+        datum = decoded.datum
+        held: dict[str, Any] = state.get("passport") or {"modules": {}, "applied": []}
+        if datum["event_id"] in held["applied"]:
+            return None
+        held["applied"].append(datum["event_id"])
+        if decoded.record == "ModuleCompleted":
+            at = int(datum["occurred_at"])  # epoch ms
+            held["modules"][datum["module_id"]] = min(at, held["modules"].get(
+                datum["module_id"], at))
+        state.set("passport", held)
+        times = sorted(held["modules"].values())
+        counts["out"] += 1
+        return {"siren": datum["siren"], "modules_completed": sorted(held["modules"]),
+                "issued_at": times[2] if len(times) >= 3 else None,
+                "events_applied": len(held["applied"])}
+
+    sdf = app.dataframe(source).apply(decode).apply(passport, stateful=True)
+    sdf.filter(lambda snapshot: snapshot is not None).to_topic(sink)
+    app.run()
+    returned = _marks()
+    if "last" not in marks:
+        raise RuntimeError(f"Quix stopped after {counts['in']} of {total} records")
+    first, last = marks["first"], marks["last"]
+    return (Measure(total, last[0] - first[0], last[1] - first[1]),
+            Measure(total, returned[0] - first[0], returned[1] - first[1]), counts["out"])
