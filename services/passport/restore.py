@@ -49,6 +49,8 @@ from services.passport.processor import (
 )
 
 _T = TypeVar("_T")
+#: Restored passport rows written per statement.
+_ROWS_PER_STATEMENT = 500
 
 
 class PassportRestorer:
@@ -172,14 +174,19 @@ class _PartitionRestore:
         at_end = False
         with self.store.transaction() as txn:
             # Streamed: each snapshot overwrites the one before for its SIREN, so the
-            # store ends with the latest of each, and memory holds one record at a time.
+            # store ends with the latest of each; rows go in by the few hundred, in order.
+            rows: list[tuple[str, Any, int]] = []
             for record in _records(self.consumer, self.tp, deadline, ends=True):
                 if record is None:
                     at_end = True
                     break
                 datum = self._decoded(record)
                 if datum is not None:
-                    self._put(txn, datum)
+                    rows.append(self._row(txn, datum))
+                if len(rows) >= _ROWS_PER_STATEMENT:
+                    txn.put_many(PASSPORTS_NS, rows)
+                    rows.clear()
+            txn.put_many(PASSPORTS_NS, rows)
             if at_end:
                 self._finish(txn)
         if at_end:
@@ -191,17 +198,18 @@ class _PartitionRestore:
 
     def _decoded(self, record: Any) -> dict[str, Any] | None:
         try:
-            return self.restorer.codec.decode(record.value).datum
+            return self.restorer.codec.decode(record.value, millis=True).datum
         except ContractError as exc:  # not ours to fix here: the materialiser letters it
             self.log.warning("restore.undecodable", partition=self.tp.partition,
                              offset=record.offset, error=str(exc))
             return None
 
-    def _put(self, txn: Txn, datum: dict[str, Any]) -> None:
+    def _row(self, txn: Txn, datum: dict[str, Any]) -> tuple[str, Any, int]:
+        """The passport row a snapshot gives (its parked index updated now: rare, and
+        in order with the snapshots before it)."""
         partition = self.tp.partition
         siren = str(datum["siren"])
         passport = outputs.restore(datum)
-        txn.put(PASSPORTS_NS, siren, persist.dump(passport), partition=partition)
         if passport.parked:
             txn.put(PARKED_NS, siren, {"at": min(p.occurred_at for p in passport.parked),
                                        "partition": partition}, partition=partition)
@@ -209,6 +217,7 @@ class _PartitionRestore:
             txn.delete(PARKED_NS, siren)
         self._restored.add(siren)
         self._last = datum
+        return siren, persist.dump(passport), partition
 
     def _finish(self, txn: Txn) -> None:
         last, partition = self._last, self.tp.partition
