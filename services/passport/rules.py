@@ -180,7 +180,8 @@ class Passport:
                 and not self.consent_withdrawn and not self.erased)
 
     def seen(self, event_id: str) -> bool:
-        return event_id in self.applied or any(p.event_id == event_id for p in self.parked)
+        return event_id in self.applied or (
+            bool(self.parked) and any(p.event_id == event_id for p in self.parked))
 
 
 @frozen
