@@ -1,12 +1,15 @@
 """The passport service's processor: a batch of partner events in, snapshots and leads out.
 
 Per batch, each touched business is read from the store once, gets its events in
-batch order, is written back once, and yields ONE snapshot however many of its
-events the batch held (coalescing: DESIGN.md, Performance notes). The snapshot
-is the business's whole state; it carries, for its input partition number, the
-positions after the batch (``input_offsets``) and where the batch began
-(``replay_from``): a new owner of the partition restores the snapshots and
-replays from the latest one's ``replay_from`` (services/passport/restore.py).
+batch order, and is written back once. Its snapshot waits in its partition's
+window and leaves ONCE per window, however many of its events the window's
+batches held (coalescing: DESIGN.md, Performance notes; the window closes after
+every batch once the service is caught up: services/passport/window.py). The
+snapshot is the business's whole state; it carries, for its input partition
+number, the positions when the window closed (``input_offsets``) and where its
+first batch began (``replay_from``): a new owner of the partition restores the
+snapshots and replays from the latest one's ``replay_from``
+(services/passport/restore.py).
 
 Parked events (waiting for their enrolment) older than the configured bound go
 to the dead letters (stage ``expire``); the sweep looks at an index of parked

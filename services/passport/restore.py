@@ -12,12 +12,13 @@ there since); otherwise the state of ``p`` is dropped and restored:
    (``hub.restoring``: a large partition no longer costs the member its place
    in the group);
 2. set the input positions of ``p`` to the LAST snapshot's ``replay_from``,
-   where its batch began. The relay writes a batch's snapshots only after its
-   leads and after every earlier record, so what is on the topic is a prefix of
-   what the previous owner emitted, cut at worst inside the last batch: replaying
-   that batch and what follows re-applies the events whose effects are missing,
-   and the applied event ids make the rest no-ops. A lead re-derived this way
-   has the same id as the first time.
+   where its window's first batch began (services/passport/window.py). The
+   relay writes a window's snapshots only after the leads of its batches and
+   after every earlier record, so what is on the topic is a prefix of what the
+   previous owner emitted, cut at worst inside the last window (or with a window
+   never sent): replaying from there re-applies the events whose effects are
+   missing, and the applied event ids make the rest no-ops. A lead re-derived
+   this way has the same id as the first time.
 
 Both input topics and the passport topic have the same partition count and key
 (the SIREN), so ``pn.passports.v1/p`` holds exactly the businesses of inputs ``p``.
