@@ -97,6 +97,8 @@ class ProcessorLoop:
         ``millis_timestamps``: hand the processor ``timestamp-millis`` fields as epoch
         milliseconds, not datetimes (``Codec.decode``)."""
         self.processor = processor
+        # Checked once: a runtime-checkable protocol's isinstance walks its members.
+        self._deferring = processor if isinstance(processor, Deferring) else None
         self._millis = millis_timestamps
         self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
@@ -245,8 +247,8 @@ class ProcessorLoop:
                                      decoded.datum, rec.timestamp))
         with self.store.transaction() as txn:
             emits = list(self.processor.apply(txn, batch)) if batch else []
-            if isinstance(self.processor, Deferring):
-                emits.extend(self.processor.flush(txn, self._owned(), caught_up=False))
+            if self._deferring is not None:
+                emits.extend(self._deferring.flush(txn, self._owned(), caught_up=False))
             for rejected in dead:
                 self._dead_letter(txn, rejected)
             self._write(txn, emits)
@@ -277,12 +279,12 @@ class ProcessorLoop:
         """Caught up, idle, or handing partitions over: let a ``Deferring`` processor emit
         what it held back, for ``partitions`` (default: those this instance owns and is
         not restoring)."""
-        if not isinstance(self.processor, Deferring):
+        if self._deferring is None:
             return
         partitions = self._owned() if partitions is None else partitions
         if partitions:
             with self.store.transaction() as txn:
-                self._write(txn, list(self.processor.flush(txn, partitions, caught_up=True)))
+                self._write(txn, list(self._deferring.flush(txn, partitions, caught_up=True)))
 
     def _owned(self) -> frozenset[int]:
         """The input partition numbers assigned here and not being restored."""
