@@ -9,9 +9,10 @@ group commit is only a mirror for lag monitoring.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -25,6 +26,8 @@ from hub import logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from schemas.catalog import CATALOG, Topic
+
+_T = TypeVar("_T")
 
 
 def _keep_finished_joins() -> None:
@@ -180,6 +183,24 @@ def consumer(settings: Settings, *, group: str | None, **overrides: Any) -> Kafk
         raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc
 
 
+def retrying(call: Callable[[], _T], *, what: str, timeout_s: float) -> _T:
+    """``call()``, asked again while it raises a ``KafkaError``, until ``timeout_s``.
+
+    kafka-python 3.0.12 sends a metadata or admin request to one broker its
+    metadata lists, and raises if that one is down, where a later attempt goes to
+    another. A component starting while one broker of three is dead must start
+    all the same: the API, the passport service and this project's readers did not.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"{what} failed for {timeout_s}s: {exc}") from exc
+            time.sleep(0.2)
+
+
 def await_partitions(consumer: KafkaConsumer, topics: Iterable[str],
                      timeout_s: float = 30.0) -> dict[str, set[int]]:
     """The partitions of each topic, once the consumer's metadata knows every one of them.
@@ -191,7 +212,8 @@ def await_partitions(consumer: KafkaConsumer, topics: Iterable[str],
     deadline = time.monotonic() + timeout_s
     found: dict[str, set[int]] = {}
     for topic in topics:
-        while not (ids := consumer.partitions_for_topic(topic)):
+        while not (ids := retrying(functools.partial(consumer.partitions_for_topic, topic),
+                                   what=f"metadata of {topic}", timeout_s=timeout_s)):
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"topic {topic} has no partitions after {timeout_s}s")
             time.sleep(0.1)
@@ -233,11 +255,12 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
     wanted = {settings.topic(t.name): t for t in topics}
     client = admin(settings)
     try:
-        missing = [name for name in wanted if name not in set(client.list_topics())]
+        existing = retrying(lambda: set(client.list_topics()), what="listing topics",
+                            timeout_s=timeout_s)
+        missing = [name for name in wanted if name not in existing]
         if missing:
-            # Another component may win the race; the topics then exist, which is the point.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                client.create_topics([new_topic(wanted[name], settings) for name in missing])
+            retrying(lambda: _create(client, [new_topic(wanted[n], settings) for n in missing]),
+                     what="creating topics", timeout_s=timeout_s)
             _wait_for_metadata(client, missing, timeout_s)
             logs.get().info("topics.created", topics=missing)
         return missing
@@ -245,10 +268,19 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
         client.close()
 
 
+def _create(client: KafkaAdminClient, requests: list[NewTopic]) -> None:
+    # Another component may win the race (or an attempt cut short by a broker's death
+    # may have created some): the topics then exist, which is the point.
+    with contextlib.suppress(TopicAlreadyExistsError):
+        client.create_topics(requests)
+
+
 def _wait_for_metadata(client: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if set(names) <= set(client.list_topics()):
+        listed = retrying(lambda: set(client.list_topics()), what="listing topics",
+                          timeout_s=timeout_s)
+        if set(names) <= listed:
             return
         time.sleep(0.1)
     raise BrokerUnavailable(f"topics {names} not visible after {timeout_s}s")

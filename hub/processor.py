@@ -145,6 +145,8 @@ class ProcessorLoop:
             self.flush_deferred()
             self.relay()
         finally:
+            if self._restorations is not None:  # their own consumers: closed, not left open
+                self._restorations.abandon(self._restorations.partitions)
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)
             self.outbox.close()
@@ -314,8 +316,9 @@ class ProcessorLoop:
     # -- positions ---------------------------------------------------------------------------
 
     def begin_restores(self, assigned: Iterable[TopicPartition]) -> set[int]:
-        """Start restoring the assigned partitions whose state is not current; their
-        inputs stay paused until it is (``_step_restores``). Returns their numbers."""
+        """Begin the restore tasks of the assigned partitions whose state may not be
+        current; their inputs stay paused until it is (``_step_restores``). Returns
+        their numbers."""
         assigned = list(assigned)
         if self._restorations is None or not assigned:
             return set()
@@ -325,7 +328,7 @@ class ProcessorLoop:
         if held:
             assert self._consumer is not None
             self._consumer.pause(*held)
-            self.log.info("partitions.restoring", partitions=sorted(restoring))
+            self.log.info("partitions.checking", partitions=sorted(restoring))
         return restoring
 
     def abandon_restores(self, revoked: Iterable[TopicPartition]) -> None:

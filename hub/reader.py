@@ -72,8 +72,9 @@ class TopicReader:
         """Read until the end offsets seen at the call, applying each batch; return the count."""
         assert self._consumer is not None, "start() first"
         consumer = self._consumer
-        ends = consumer.end_offsets(list(consumer.assignment()))
         deadline = time.monotonic() + timeout_s
+        ends = kafka.retrying(lambda: consumer.end_offsets(list(consumer.assignment())),
+                             what=f"the end offsets of {list(self._base)}", timeout_s=timeout_s)
         total = 0
 
         def behind(tp: TopicPartition, end: int) -> bool:

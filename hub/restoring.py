@@ -4,12 +4,15 @@ A member that takes partitions over may have to rebuild their state from a
 topic (the passport service: a million passports took 150 s). Done inside the
 rebalance callback, as it first was, the member stopped polling for that long,
 and past ``max_poll_interval_ms`` the group threw it out. So a restore is a
-task: begun on assignment (which only decides whether there is anything to
-restore), stepped by the loop for about a second between two polls while the
-partition's inputs stay paused, and dropped if the partition is revoked
-meanwhile. Each step commits what it wrote; the positions and the marker that
-the state is current are written by the last one, so a restore cut short by a
-crash or a revocation is simply done again from the start.
+task: begun on assignment (with no broker call: a leader that does not answer
+once held the member inside the callback for minutes), stepped by the loop for
+about a second between two polls while the partition's inputs stay paused, and
+dropped if the partition is revoked meanwhile. Its first steps decide whether
+there is anything to restore at all. The tasks take their slices in turn, so a
+long or failing restore does not hold up the others. Each step commits what it
+wrote; the positions and the marker that the state is current are written by
+the last one, so a restore cut short by a crash or a revocation is simply done
+again from the start.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class Restorer(Protocol):
     broker implies everything emitted before it is there too."""
 
     def begin(self, store: Store, partition: int) -> RestoreTask | None:
-        """The restore ``partition`` needs, or None when the store is current for it."""
+        """The restore ``partition`` may need, or None when the store is known to be
+        current for it. Called in the rebalance callback: no blocking I/O."""
         ...
 
 
@@ -92,11 +96,12 @@ class Restorations:
                 task.abandon()
 
     def step(self) -> list[int]:
-        """Work on the oldest restore for one slice; return the partitions now current."""
+        """Work on the next restore in turn for one slice; return the partitions now current."""
         if not self._tasks:
             return []
         partition = next(iter(self._tasks))
-        if self._tasks[partition].step(self._clock() + self._slice_s):
-            del self._tasks[partition]
+        task = self._tasks.pop(partition)
+        if task.step(self._clock() + self._slice_s):
             return [partition]
+        self._tasks[partition] = task  # to the back of the line
         return []

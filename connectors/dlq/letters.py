@@ -82,14 +82,12 @@ def read_all(settings: Settings, *, timeout_s: float = 30.0) -> list[DeadLetter]
     consumer = kafka.consumer(settings, group=None)
     try:
         deadline = time.monotonic() + timeout_s
-        while not (ids := consumer.partitions_for_topic(physical)):
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"topic {physical} has no partitions")
-            time.sleep(0.2)
+        ids = kafka.await_partitions(consumer, [physical], timeout_s)[physical]
         partitions = [TopicPartition(physical, p) for p in sorted(ids)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        listed = consumer.end_offsets(partitions)
+        listed = kafka.retrying(lambda: consumer.end_offsets(partitions),
+                                what=f"the end offsets of {physical}", timeout_s=timeout_s)
         letters: list[DeadLetter] = []
 
         def end(tp: TopicPartition) -> int:

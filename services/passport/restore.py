@@ -2,15 +2,16 @@
 
 The passport topic is compacted and every snapshot is a business's whole state
 (services/passport/outputs.py), so the latest snapshot per SIREN is the state.
-On assignment of partition ``p`` the store is trusted if the last snapshot on
-``pn.passports.v1/p`` is the last one this store emitted (nobody else wrote
-there since); otherwise the state of ``p`` is dropped and restored:
+On assignment of partition ``p`` its inputs stay paused while the store is
+checked: it is trusted if the last snapshot on ``pn.passports.v1/p`` is the last
+one this store emitted (nobody else wrote there since); otherwise the state of
+``p`` is dropped and restored. The check and the restore both run in steps of
+about a second that the loop takes between its polls (``hub.restoring``: a
+large partition, or a broker that does not answer, no longer costs the member
+its place in the group):
 
 1. read ``pn.passports.v1/p`` from the beginning to its end, each snapshot
-   overwriting the one before for its SIREN (one record in memory at a time),
-   in steps of about a second that the loop runs between its polls
-   (``hub.restoring``: a large partition no longer costs the member its place
-   in the group);
+   overwriting the one before for its SIREN (one record in memory at a time);
 2. set the input positions of ``p`` to the LAST snapshot's ``replay_from``,
    where its window's first batch began (services/passport/window.py). The
    relay writes a window's snapshots only after the leads of its batches and
@@ -27,8 +28,8 @@ Both input topics and the passport topic have the same partition count and key
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -49,9 +50,10 @@ from services.passport.processor import (
     PASSPORTS_NS,
 )
 
-_T = TypeVar("_T")
 #: Restored passport rows written per statement.
 _ROWS_PER_STATEMENT = 500
+#: The least a broker call of a step may wait, even at the end of its slice.
+_MIN_CALL_MS = 1000
 
 
 class PassportRestorer:
@@ -61,6 +63,8 @@ class PassportRestorer:
 
     def __init__(self, settings: Settings, *, codec: Codec | None = None,
                  timeout_s: float = 300.0) -> None:
+        """``timeout_s``: how long a partition's restore may keep failing (its broker
+        unreachable) before the service gives up with ``BrokerUnavailable``."""
         self.settings = settings
         self.codec = codec or Codec.default()
         self.timeout_s = timeout_s
@@ -68,73 +72,42 @@ class PassportRestorer:
         self.last_restore: dict[int, int] = {}
         """Partition -> passports restored by the last restore (for tests and the bench)."""
 
-    def begin(self, store: Store, partition: int) -> _PartitionRestore | None:
-        """The restore of ``partition``, or None if the store holds its current state."""
-        tp = TopicPartition(self.settings.topic(catalog.PASSPORTS), partition)
-        consumer = kafka.consumer(self.settings, group=None, enable_auto_commit=False)
-        try:
-            consumer.assign([tp])
-            with store.transaction() as txn:
-                mine = txn.get(LAST_SNAPSHOT_NS, str(partition))
-            last_on_topic = self._retrying(tp, lambda: self._last_id(consumer, tp))
-        except BaseException:
-            consumer.close(autocommit=False)
-            raise
-        if last_on_topic == mine:
-            # Nothing anywhere (a fresh partition), or the topic ends with this store's
-            # own last snapshot: the store is current.
-            consumer.close(autocommit=False)
-            return None
-        return _PartitionRestore(self, store, consumer, tp)
+    def begin(self, store: Store, partition: int) -> _PartitionRestore:
+        """The task that checks ``partition`` and restores it if the store is not current.
+
+        No broker call here: this runs in the rebalance callback, where a broker
+        that does not answer (a leader just lost) once held the member for minutes,
+        past its poll interval and deaf to SIGTERM. The check is the task's first step.
+        """
+        return _PartitionRestore(self, store, partition)
 
     def restore(self, store: Store, partitions: Sequence[int]) -> None:
         """Restore ``partitions`` to completion (the benchmark; the loop steps the tasks)."""
         restore_all(self, store, partitions)
 
-    def _retrying(self, tp: TopicPartition, read: Callable[[], _T]) -> _T:
-        """Retry a read while the partition's broker is not answering yet (a cluster
-        that just started, a leader moving)."""
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                return read()
-            except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(
-                        f"restore of {tp.topic}/{tp.partition} failed: {exc}") from exc
-                self.log.warning("restore.retry", partition=tp.partition,
-                                 error=type(exc).__name__)
-                time.sleep(1.0)
-
-    def _last_id(self, consumer: KafkaConsumer, tp: TopicPartition) -> str | None:
-        """The event id of the partition's last snapshot (None if it has none)."""
-        # The listed end offset is a hint: the embedded broker's can lag behind the
-        # records actually there, so read on from just before it to the fetched end.
-        listed = consumer.end_offsets([tp])[tp]
-        consumer.seek(tp, max(0, listed - 1))
-        last = None
-        for record in _records(consumer, tp, time.monotonic() + self.timeout_s):
-            last = record
-        if last is None:
-            return None
-        try:
-            return str(self.codec.decode(last.value).datum["event_id"])
-        except ContractError:
-            return None
-
 
 class _PartitionRestore:
-    """One partition's restore, in steps: each commits the snapshots it read; the last
-    sets the positions and the last-snapshot marker, so the state counts as current
-    only once all of it is in (a restore cut short starts over next time)."""
+    """One partition's check, then (if need be) its restore, in steps.
 
-    def __init__(self, restorer: PassportRestorer, store: Store, consumer: KafkaConsumer,
-                 tp: TopicPartition) -> None:
+    The check reads the last snapshot on the topic: if it is the last one this
+    store emitted, the store is current and the task is done. Otherwise each
+    restore step commits the snapshots it read; the last sets the positions and
+    the last-snapshot marker, so the state counts as current only once all of it
+    is in (a restore cut short starts over next time).
+
+    A broker error ends the step: the consumer is closed (the next step opens a
+    fresh one, with new metadata and connections) and the phase starts over. Only
+    after ``timeout_s`` of failing steps does the task give up.
+    """
+
+    def __init__(self, restorer: PassportRestorer, store: Store, partition: int) -> None:
         self.restorer = restorer
         self.store = store
-        self.consumer = consumer
-        self.tp = tp
+        self.tp = TopicPartition(restorer.settings.topic(catalog.PASSPORTS), partition)
         self.log = restorer.log
+        self._consumer: KafkaConsumer | None = None
+        self._restoring = False
+        self._tail: Any = None  # the check: the last record read so far
         self._started: float | None = None
         self._restored: set[str] = set()
         self._last: dict[str, Any] | None = None
@@ -142,28 +115,85 @@ class _PartitionRestore:
 
     def step(self, deadline: float) -> bool:
         try:
-            done = self._step(deadline)
-        except KafkaError as exc:
-            # Start over on the next step: what this one committed is dropped then.
+            done = self._restore(deadline) if self._restoring else self._check(deadline)
+        except (KafkaError, BrokerUnavailable) as exc:
+            self._close()
+            self._tail, self._started = None, None  # the phase starts over
             now = time.monotonic()
             self._failing_since = self._failing_since or now
             if now - self._failing_since > self.restorer.timeout_s:
-                self.abandon()
                 raise BrokerUnavailable(f"restore of {self.tp.topic}/{self.tp.partition} "
-                                        f"failed: {exc}") from exc
+                                        f"failed for {self.restorer.timeout_s:.0f}s: "
+                                        f"{exc}") from exc
             self.log.warning("restore.retry", partition=self.tp.partition,
-                             error=type(exc).__name__)
-            self._started = None
+                             phase="restore" if self._restoring else "check",
+                             error=type(exc).__name__, detail=str(exc))
             return False
         self._failing_since = None
         if done:
-            self.consumer.close(autocommit=False)
+            self._close()
         return done
 
     def abandon(self) -> None:
-        self.consumer.close(autocommit=False)
+        self._close()
 
-    def _step(self, deadline: float) -> bool:
+    def _open(self, deadline: float) -> KafkaConsumer:
+        """The step's consumer, opened at the start of its phase."""
+        if self._consumer is None:
+            # At the end of a partition a fetch waits for data up to fetch_max_wait_ms:
+            # the check reaches it at once, so 100 ms rather than the 500 ms default.
+            consumer = kafka.consumer(self.restorer.settings, group=None,
+                                      enable_auto_commit=False, fetch_max_wait_ms=100,
+                                      bootstrap_timeout_ms=self._call_ms(deadline))
+            consumer.assign([self.tp])
+            self._consumer = consumer
+            if self._restoring:
+                consumer.seek_to_beginning(self.tp)
+            else:
+                # The listed end offset is a hint: the embedded broker's can lag behind
+                # the records actually there, so read on from just before it.
+                listed = consumer.end_offsets([self.tp], timeout_ms=self._call_ms(deadline))
+                consumer.seek(self.tp, max(0, listed[self.tp] - 1))
+        return self._consumer
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close(autocommit=False)
+
+    def _call_ms(self, deadline: float) -> int:
+        return min(max(_ms_left(deadline), _MIN_CALL_MS), self.restorer.settings.request_timeout_ms)
+
+    def _check(self, deadline: float) -> bool:
+        """Read to the end of the topic partition: True if the store is current; else
+        begin the restore."""
+        consumer = self._open(deadline)
+        for record in _records(consumer, self.tp, deadline):
+            if record is None:
+                break
+            self._tail = record
+        else:
+            return False  # not at the end yet: on at the next step
+        with self.store.transaction() as txn:
+            mine = txn.get(LAST_SNAPSHOT_NS, str(self.tp.partition))
+        if self._tail_id() == mine:
+            # Nothing anywhere (a fresh partition), or the topic ends with this store's
+            # own last snapshot: the store is current.
+            return True
+        self._close()
+        self._restoring = True
+        return self._restore(deadline)
+
+    def _tail_id(self) -> str | None:
+        """The event id of the partition's last snapshot (None if it has none)."""
+        if self._tail is None:
+            return None
+        try:
+            return str(self.restorer.codec.decode(self._tail.value).datum["event_id"])
+        except ContractError:
+            return None
+
+    def _restore(self, deadline: float) -> bool:
         partition = self.tp.partition
         if self._started is None:
             self._started = time.perf_counter()
@@ -171,13 +201,13 @@ class _PartitionRestore:
             self._last = None
             with self.store.transaction() as txn:
                 txn.drop_partition(partition)
-            self.consumer.seek_to_beginning(self.tp)
+        consumer = self._open(deadline)
         at_end = False
         with self.store.transaction() as txn:
             # Streamed: each snapshot overwrites the one before for its SIREN, so the
             # store ends with the latest of each; rows go in by the few hundred, in order.
             rows: list[tuple[str, Any, int]] = []
-            for record in _records(self.consumer, self.tp, deadline, ends=True):
+            for record in _records(consumer, self.tp, deadline):
                 if record is None:
                     at_end = True
                     break
@@ -232,19 +262,16 @@ class _PartitionRestore:
         txn.put(LAST_SNAPSHOT_NS, str(partition), str(last["event_id"]), partition=partition)
 
 
-def _records(consumer: KafkaConsumer, tp: TopicPartition, deadline: float, *,
-             ends: bool = False) -> Iterator[Any]:
-    """The records from the current position to the end the fetches report, until
-    ``deadline``; with ``ends``, a None once the end is reached."""
+def _records(consumer: KafkaConsumer, tp: TopicPartition,
+             deadline: float) -> Iterator[Any]:
+    """The records from the current position, then a None once at the end the fetches
+    report; stops without the None at ``deadline``."""
     while time.monotonic() < deadline:
         yield from consumer.poll(timeout_ms=min(500, _ms_left(deadline))).get(tp, [])
         end = consumer.highwater(tp)  # known once a fetch answered
         if end is not None and consumer.position(tp) >= end:
-            if ends:
-                yield None
+            yield None
             return
-    if not ends:
-        raise BrokerUnavailable(f"restore of {tp.topic}/{tp.partition} timed out")
 
 
 def _ms_left(deadline: float) -> int:

@@ -138,20 +138,52 @@ class Components:
             time.sleep(0.3)
         raise AssertionError(f"API not ready after {timeout_s}s; see {self.log_dir}")
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop every process (SIGTERM, then SIGKILL after 20 s); return those that had
+        to be killed."""
         for proc in self.processes.values():
             proc.terminate()
-        for proc in self.processes.values():
+        killed = []
+        for module, proc in self.processes.items():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+                killed.append(module)
+        return killed
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The last lines of each component's own events (kafka-python's are left out)."""
+        parts = []
+        for module in self.processes:
+            events = [line for line in (self.log_dir / f"{module}.log").read_text(
+                errors="replace").splitlines() if line.startswith("{")]
+            parts.append(f"--- {module} (last {lines} events) ---\n" + "\n".join(events[-lines:]))
+        return "\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, for ``components`` to see a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 @pytest.fixture
-def components(cluster_settings: Settings, tmp_path: Path) -> Iterator[Components]:
+def components(cluster_settings: Settings, tmp_path: Path,
+               request: pytest.FixtureRequest) -> Iterator[Components]:
     running = Components(cluster_settings, tmp_path)
     try:
         yield running
     finally:
-        running.stop()
+        killed = running.stop()
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            # CI keeps only the terminal's output: the components' side of the story
+            # goes there, past pytest's capture (a teardown's capture is not shown).
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled():
+                print(f"\n{running.log_tails()}")
+        assert not killed, f"did not stop within 20 s of SIGTERM: {killed}"
