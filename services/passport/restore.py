@@ -54,6 +54,9 @@ from services.passport.processor import (
 _ROWS_PER_STATEMENT = 500
 #: The least a broker call of a step may wait, even at the end of its slice.
 _MIN_CALL_MS = 1000
+#: A poll's wait: kafka-python's poll waits its whole timeout for records, so at the
+#: end of a partition (where the check always is) a long one is time lost.
+_POLL_MS = 50
 
 
 class PassportRestorer:
@@ -180,7 +183,7 @@ class _PartitionRestore:
             # Nothing anywhere (a fresh partition), or the topic ends with this store's
             # own last snapshot: the store is current.
             return True
-        self._close()
+        consumer.seek_to_beginning(self.tp)
         self._restoring = True
         return self._restore(deadline)
 
@@ -267,7 +270,7 @@ def _records(consumer: KafkaConsumer, tp: TopicPartition,
     """The records from the current position, then a None once at the end the fetches
     report; stops without the None at ``deadline``."""
     while time.monotonic() < deadline:
-        yield from consumer.poll(timeout_ms=min(500, _ms_left(deadline))).get(tp, [])
+        yield from consumer.poll(timeout_ms=min(_POLL_MS, _ms_left(deadline))).get(tp, [])
         end = consumer.highwater(tp)  # known once a fetch answered
         if end is not None and consumer.position(tp) >= end:
             yield None
