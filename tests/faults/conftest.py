@@ -153,13 +153,14 @@ class Components:
                 killed.append(module)
         return killed
 
-    def log_tails(self, lines: int = 40) -> str:
-        """The last lines of each component's own events (kafka-python's are left out)."""
+    def log_tails(self, lines: int = 60) -> str:
+        """The last lines of each component's log (its events, and a traceback if it
+        died), with how it ended."""
         parts = []
-        for module in self.processes:
-            events = [line for line in (self.log_dir / f"{module}.log").read_text(
-                errors="replace").splitlines() if line.startswith("{")]
-            parts.append(f"--- {module} (last {lines} events) ---\n" + "\n".join(events[-lines:]))
+        for module, proc in self.processes.items():
+            tail = (self.log_dir / f"{module}.log").read_text(errors="replace").splitlines()
+            parts.append(f"--- {module}: exit code {proc.returncode}, last {lines} lines ---")
+            parts.extend(tail[-lines:])
         return "\n".join(parts)
 
 
