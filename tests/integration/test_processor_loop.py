@@ -216,3 +216,60 @@ def test_a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group(
     assert restorer.done() == set(range(6))
     assert max(restorer.begun.count(p) for p in range(6)) <= 2
     assert sorted(r.datum["siren"] for r in seen) == sorted(SIRENS)
+
+
+class StuckRestore:
+    """A restore whose broker never answers: each step gives up at once (RestoreTask)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.abandoned = False
+
+    def step(self, deadline: float) -> bool:
+        self.steps += 1
+        return False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
+class OneStuckRestorer:
+    """One partition's restore never ends; the others' stores are current."""
+
+    checkpoints = (catalog.LEAD_RESPONSES,)
+
+    def __init__(self, stuck: int) -> None:
+        self.stuck = stuck
+        self.tasks: list[StuckRestore] = []
+
+    def begin(self, store: Store, partition: int) -> StuckRestore | None:
+        if partition != self.stuck:
+            return None
+        self.tasks.append(StuckRestore())
+        return self.tasks[-1]
+
+
+def test_a_restore_that_never_ends_holds_only_its_partition_and_is_let_go_on_close(
+        topics: Settings) -> None:
+    # SIRENS[0] is on partition 4, the others on 0 and 2 (murmur2, six partitions).
+    codec = Codec.default()
+    _produce(topics, [codec.encode("OfferRequested", _offer(s)) for s in SIRENS], list(SIRENS))
+    restorer = OneStuckRestorer(stuck=4)
+    reader = TopicReader(topics, [catalog.LEAD_RESPONSES])
+    reader.start()
+    seen: list[Inbound] = []
+    with Store(store_path(topics, "counting")) as store:
+        loop = ProcessorLoop(CountingProcessor(), settings=topics, store=store,
+                             registry=CollectorRegistry(), restorer=restorer)
+        loop.start()
+        _run_until(loop, reader, 2, seen)
+        for _ in range(10):  # the held partition's record never comes through
+            loop.run_once(timeout_ms=100)
+            seen.extend(reader.poll(timeout_ms=50))
+        loop.close()
+    reader.close()
+    assert sorted(r.datum["siren"] for r in seen) == sorted(SIRENS[1:])
+    task = restorer.tasks[-1]
+    assert task.steps >= 10
+    assert task.abandoned
+
