@@ -255,8 +255,7 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
     wanted = {settings.topic(t.name): t for t in topics}
     client = admin(settings)
     try:
-        existing = retrying(lambda: set(client.list_topics()), what="listing topics",
-                            timeout_s=timeout_s)
+        existing = _listed(client, timeout_s)
         missing = [name for name in wanted if name not in existing]
         if missing:
             retrying(lambda: _create(client, [new_topic(wanted[n], settings) for n in missing]),
@@ -266,6 +265,12 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = CATALOG,
         return missing
     finally:
         client.close()
+
+
+def _listed(client: KafkaAdminClient, timeout_s: float) -> set[str]:
+    """The topics the cluster lists (asked again while a broker does not answer)."""
+    return retrying(lambda: set(client.list_topics()), what="listing topics",
+                    timeout_s=timeout_s)
 
 
 def _create(client: KafkaAdminClient, requests: list[NewTopic]) -> None:
@@ -278,9 +283,7 @@ def _create(client: KafkaAdminClient, requests: list[NewTopic]) -> None:
 def _wait_for_metadata(client: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        listed = retrying(lambda: set(client.list_topics()), what="listing topics",
-                          timeout_s=timeout_s)
-        if set(names) <= listed:
+        if set(names) <= _listed(client, timeout_s):
             return
         time.sleep(0.1)
     raise BrokerUnavailable(f"topics {names} not visible after {timeout_s}s")

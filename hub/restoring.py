@@ -99,9 +99,10 @@ class Restorations:
         """Work on the next restore in turn for one slice; return the partitions now current."""
         if not self._tasks:
             return []
-        partition = next(iter(self._tasks))
-        task = self._tasks.pop(partition)
-        if task.step(self._clock() + self._slice_s):
+        partition, task = next(iter(self._tasks.items()))
+        done = task.step(self._clock() + self._slice_s)  # if it raises, it stays to be abandoned
+        del self._tasks[partition]
+        if done:
             return [partition]
         self._tasks[partition] = task  # to the back of the line
         return []

@@ -61,6 +61,16 @@ def _post_until_accepted(client: httpx.Client, body: dict[str, Any],
         time.sleep(0.5)
 
 
+def _enrol_and_train(client: httpx.Client, rng: random.Random, siren: str, answers: Counter[int],
+                     *, name: str, departement: str) -> None:
+    """Enrol a business and report three of its modules completed (enough for a passport)."""
+    _post_until_accepted(client, _event("business_enrolled", siren=siren, name=name,
+                                        departement=departement), answers)
+    for module in rng.sample(MODULES, 3):
+        _post_until_accepted(client, _event("module_completed", siren=siren, module_id=module),
+                             answers)
+
+
 def _final_passports(components: Components, want: int, timeout_s: float = 120) -> dict[str, Any]:
     reader = TopicReader(components.settings, [catalog.PASSPORTS])
     reader.start()
@@ -97,12 +107,7 @@ def test_a_broker_crash_loses_nothing_accepted_and_applies_nothing_twice(
                 cluster.kill(2)
             if i == 40:
                 cluster.restart(2)
-            _post_until_accepted(client, _event(
-                "business_enrolled", siren=siren, name=f"Entreprise {i}", departement="78"),
-                answers)
-            for module in rng.sample(MODULES, 3):
-                _post_until_accepted(client, _event("module_completed", siren=siren,
-                                                    module_id=module), answers)
+            _enrol_and_train(client, rng, siren, answers, name=f"Entreprise {i}", departement="78")
             for _ in range(rng.randint(1, 2)):
                 _post_until_accepted(client, _event("offer_requested", siren=siren,
                                                     category="website-hosting"), answers)
@@ -126,12 +131,7 @@ def test_a_passport_service_started_while_a_broker_is_down_catches_up(
     answers: Counter[int] = Counter()
     with httpx.Client(base_url=components.api) as client:
         for i, siren in enumerate(businesses):
-            _post_until_accepted(client, _event(
-                "business_enrolled", siren=siren, name=f"Entreprise {i}", departement="69"),
-                answers)
-            for module in rng.sample(MODULES, 3):
-                _post_until_accepted(client, _event("module_completed", siren=siren,
-                                                    module_id=module), answers)
+            _enrol_and_train(client, rng, siren, answers, name=f"Entreprise {i}", departement="69")
             _post_until_accepted(client, _event("offer_requested", siren=siren,
                                                 category="website-hosting"), answers)
     cluster.kill(2)

@@ -16,6 +16,7 @@ from hub import deadletter, kafka
 from hub.config import Settings
 from hub.processor import Emit, Inbound, Outbound, ProcessorLoop, store_path
 from hub.reader import TopicReader
+from hub.restoring import Restorer
 from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
@@ -61,6 +62,16 @@ def _produce(settings: Settings, values: list[bytes], keys: list[str]) -> None:
     producer.close()
 
 
+def _offered(settings: Settings) -> TopicReader:
+    """Put an offer request of each of SIRENS on the input; return a started reader of
+    what the counting processor emits."""
+    codec = Codec.default()
+    _produce(settings, [codec.encode("OfferRequested", _offer(s)) for s in SIRENS], list(SIRENS))
+    reader = TopicReader(settings, [catalog.LEAD_RESPONSES])
+    reader.start()
+    return reader
+
+
 def _run_until(loop: ProcessorLoop, reader: TopicReader, want: int,
                seen: list[Inbound], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
@@ -70,8 +81,10 @@ def _run_until(loop: ProcessorLoop, reader: TopicReader, want: int,
         seen.extend(reader.poll(timeout_ms=50))
 
 
-def _loop(settings: Settings, store: Store, processor: CountingProcessor) -> ProcessorLoop:
-    loop = ProcessorLoop(processor, settings=settings, store=store, registry=CollectorRegistry())
+def _loop(settings: Settings, store: Store, processor: CountingProcessor,
+          restorer: Restorer | None = None) -> ProcessorLoop:
+    loop = ProcessorLoop(processor, settings=settings, store=store, registry=CollectorRegistry(),
+                         restorer=restorer)
     loop.start()
     return loop
 
@@ -193,16 +206,11 @@ def test_a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group(
     # Restored in the rebalance callback, a member that did not poll for longer than
     # max_poll_interval_ms was put out of the group, and began again on rejoining.
     settings = topics.model_copy(update={"max_poll_interval_ms": 3000})
-    codec = Codec.default()
-    _produce(settings, [codec.encode("OfferRequested", _offer(s)) for s in SIRENS], list(SIRENS))
     restorer = SlowRestorer(slices=4)  # 4 x 1 s per partition: 24 s in all, 8x the interval
-    reader = TopicReader(settings, [catalog.LEAD_RESPONSES])
-    reader.start()
+    reader = _offered(settings)
     seen: list[Inbound] = []
     with Store(store_path(settings, "counting")) as store:
-        loop = ProcessorLoop(CountingProcessor(), settings=settings, store=store,
-                             registry=CollectorRegistry(), restorer=restorer)
-        loop.start()
+        loop = _loop(settings, store, CountingProcessor(), restorer)
         _run_until(loop, reader, 3, seen, timeout_s=120)
         deadline = time.monotonic() + 60
         while restorer.done() != set(range(6)) and time.monotonic() < deadline:
@@ -252,16 +260,11 @@ class OneStuckRestorer:
 def test_a_restore_that_never_ends_holds_only_its_partition_and_is_let_go_on_close(
         topics: Settings) -> None:
     # SIRENS[0] is on partition 4, the others on 0 and 2 (murmur2, six partitions).
-    codec = Codec.default()
-    _produce(topics, [codec.encode("OfferRequested", _offer(s)) for s in SIRENS], list(SIRENS))
     restorer = OneStuckRestorer(stuck=4)
-    reader = TopicReader(topics, [catalog.LEAD_RESPONSES])
-    reader.start()
+    reader = _offered(topics)
     seen: list[Inbound] = []
     with Store(store_path(topics, "counting")) as store:
-        loop = ProcessorLoop(CountingProcessor(), settings=topics, store=store,
-                             registry=CollectorRegistry(), restorer=restorer)
-        loop.start()
+        loop = _loop(topics, store, CountingProcessor(), restorer)
         _run_until(loop, reader, 2, seen)
         for _ in range(10):  # the held partition's record never comes through
             loop.run_once(timeout_ms=100)
