@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     back, to send one per business however many batches changed it (0: one per batch).
     Caught up, it sends them after every batch (services/passport/window.py)."""
 
+    routing_national_queue: str = "cefac-national"
+    """Where a lead waits, visibly, when no reseller may take it (CEFAC's own queue, or a
+    reseller id)."""
+    routing_max_hops: int = Field(default=5, ge=1)
+    """Resellers a lead may be given to before it goes to the national queue instead."""
+    routing_sla_business_days: int = Field(default=2, ge=1)
+    """Business days a reseller has to accept or reject a lead (DOMAIN.md, Leads)."""
+    routing_clock_speed: float = Field(default=1.0, gt=0)
+    """How fast the router's clock runs against the wall clock: 1 in production; a demo
+    sets thousands, so that two business days pass in a minute or two."""
+    routing_clock_origin_ms: int | None = None
+    """Where a sped-up clock starts (epoch ms): one value for every router process of a
+    stack, so a restarted router keeps the same time."""
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

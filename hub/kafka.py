@@ -236,6 +236,8 @@ def admin(settings: Settings) -> KafkaAdminClient:
 def new_topic(topic: Topic, settings: Settings) -> NewTopic:
     """The creation request for one catalog topic."""
     configs = {"cleanup.policy": "compact"} if topic.compacted else {}
+    if topic.retained:
+        configs["retention.ms"] = "-1"
     if settings.replication_factor > 1:
         configs["min.insync.replicas"] = str(min(2, settings.replication_factor))
     return NewTopic(

@@ -43,6 +43,8 @@ class Topic:
     """Who produces to it (the components of DESIGN.md's topic table)."""
     readers: tuple[str, ...] = ()
     """Who consumes it."""
+    retained: bool = False
+    """Kept for good (``retention.ms=-1``): a log that state is rebuilt from."""
 
 
 CATALOG: tuple[Topic, ...] = (
@@ -60,18 +62,23 @@ CATALOG: tuple[Topic, ...] = (
     Topic(PASSPORTS, "siren", SIREN_PARTITIONS, True, ("PassportSnapshot",),
           "The latest passport of every business (compacted).",
           writers=("passport",), readers=("passport", "readmodel")),
-    Topic(LEAD_REQUESTS, "lead_id", 1, False, ("LeadRequested",),
-          "Leads waiting for a routing decision; one partition so one router decides.",
+    Topic(LEAD_REQUESTS, "lead_id", 1, False, ("LeadRequested", "LeadWithdrawn"),
+          "Leads waiting for a routing decision, and withdrawals of a business's consent "
+          "for its leads; one partition so one router decides.",
           writers=("passport",), readers=("routing",)),
     Topic(RESELLERS, "reseller_id", 3, True, ("ResellerProfile",),
           "Reseller profiles (compacted); every router instance reads the whole table.",
           writers=_INGEST, readers=("routing", "readmodel")),
-    Topic(LEAD_RESPONSES, "lead_id", 3, False, ("LeadAnswered",),
-          "Resellers' answers to their leads.",
+    Topic(LEAD_RESPONSES, "lead_id", 1, False, ("LeadAnswered",),
+          "Resellers' answers to their leads; one partition, so the router that owns the "
+          "lead requests owns the answers too (the range assignor gives both partitions 0 "
+          "to one member).",
           writers=_INGEST, readers=("routing",)),
-    Topic(LEADS, "lead_id", SIREN_PARTITIONS, False, ("LeadAssigned",),
-          "Routing decisions: who got which lead, and why.",
-          writers=("routing",), readers=("crm_webhook", "readmodel")),
+    Topic(LEADS, "lead_id", 1, False, ("LeadAssigned",),
+          "Every change of every lead, in order, with its decision trace; one partition: "
+          "the router's state is the fold of this log (services/routing/restore.py), "
+          "so it is never compacted and keeps its records.",
+          writers=("routing",), readers=("routing", "crm_webhook", "readmodel"), retained=True),
     Topic(DLQ, "original key", 3, False, (),
           "Dead letters: the original bytes, the cause in headers.",
           writers=("every consumer",), readers=("ops",)),

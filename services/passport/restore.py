@@ -27,21 +27,16 @@ Both input topics and the passport topic have the same partition count and key
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
-from hub import kafka, logs
+from hub import logs
+from hub.checkpoint import CheckpointRestore
 from hub.config import Settings
-from hub.errors import BrokerUnavailable
 from hub.restoring import restore_all
 from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
-from schemas.errors import ContractError
 from services.passport import outputs, persist
 from services.passport.processor import (
     LAST_SNAPSHOT_NS,
@@ -49,14 +44,6 @@ from services.passport.processor import (
     PARKED_NS,
     PASSPORTS_NS,
 )
-
-#: Restored passport rows written per statement.
-_ROWS_PER_STATEMENT = 500
-#: The least a broker call of a step may wait, even at the end of its slice.
-_MIN_CALL_MS = 1000
-#: A poll's wait: kafka-python's poll waits its whole timeout for records, so at the
-#: end of a partition (where the check always is) a long one is time lost.
-_POLL_MS = 50
 
 
 class PassportRestorer:
@@ -89,154 +76,30 @@ class PassportRestorer:
         restore_all(self, store, partitions)
 
 
-class _PartitionRestore:
-    """One partition's check, then (if need be) its restore, in steps.
-
-    The check reads the last snapshot on the topic: if it is the last one this
-    store emitted, the store is current and the task is done. Otherwise each
-    restore step commits the snapshots it read; the last sets the positions and
-    the last-snapshot marker, so the state counts as current only once all of it
-    is in (a restore cut short starts over next time).
-
-    A broker error ends the step: the consumer is closed (the next step opens a
-    fresh one, with new metadata and connections) and the phase starts over. Only
-    after ``timeout_s`` of failing steps does the task give up.
-    """
+class _PartitionRestore(CheckpointRestore):
+    """One partition's check, then (if need be) its restore (hub.checkpoint): each
+    snapshot overwrites the one before for its SIREN; the last one's ``replay_from``
+    gives the positions."""
 
     def __init__(self, restorer: PassportRestorer, store: Store, partition: int) -> None:
+        super().__init__(settings=restorer.settings, codec=restorer.codec, store=store,
+                         topic=catalog.PASSPORTS, partition=partition, log=restorer.log,
+                         timeout_s=restorer.timeout_s)
         self.restorer = restorer
-        self.store = store
-        self.tp = TopicPartition(restorer.settings.topic(catalog.PASSPORTS), partition)
-        self.log = restorer.log
-        self._consumer: KafkaConsumer | None = None
-        self._restoring = False
-        self._tail: Any = None  # the check: the last record read so far
-        self._started: float | None = None
         self._restored: set[str] = set()
         self._last: dict[str, Any] | None = None
-        self._failing_since: float | None = None
 
-    def step(self, deadline: float) -> bool:
-        try:
-            done = self._restore(deadline) if self._restoring else self._check(deadline)
-        except (KafkaError, BrokerUnavailable) as exc:
-            self._close()
-            self._tail, self._started = None, None  # the phase starts over
-            now = time.monotonic()
-            self._failing_since = self._failing_since or now
-            if now - self._failing_since > self.restorer.timeout_s:
-                raise BrokerUnavailable(f"restore of {self.tp.topic}/{self.tp.partition} "
-                                        f"failed for {self.restorer.timeout_s:.0f}s: "
-                                        f"{exc}") from exc
-            self.log.warning("restore.retry", partition=self.tp.partition,
-                             phase="restore" if self._restoring else "check",
-                             error=type(exc).__name__, detail=str(exc))
-            return False
-        self._failing_since = None
-        if done:
-            self._close()
-        return done
+    def marker(self, txn: Txn) -> str | None:
+        mine = txn.get(LAST_SNAPSHOT_NS, str(self.tp.partition))
+        return None if mine is None else str(mine)
 
-    def abandon(self) -> None:
-        self._close()
+    def begin(self, txn: Txn) -> None:
+        self._restored.clear()
+        self._last = None
+        txn.drop_partition(self.tp.partition)
 
-    def _open(self, deadline: float) -> KafkaConsumer:
-        """The step's consumer, opened at the start of its phase."""
-        if self._consumer is None:
-            # At the end of a partition a fetch waits for data up to fetch_max_wait_ms:
-            # the check reaches it at once, so 100 ms rather than the 500 ms default.
-            consumer = kafka.consumer(self.restorer.settings, group=None,
-                                      enable_auto_commit=False, fetch_max_wait_ms=100,
-                                      bootstrap_timeout_ms=self._call_ms(deadline))
-            consumer.assign([self.tp])
-            self._consumer = consumer
-            if self._restoring:
-                consumer.seek_to_beginning(self.tp)
-            else:
-                # The listed end offset is a hint: the embedded broker's can lag behind
-                # the records actually there, so read on from just before it.
-                listed = consumer.end_offsets([self.tp], timeout_ms=self._call_ms(deadline))
-                consumer.seek(self.tp, max(0, listed[self.tp] - 1))
-        return self._consumer
-
-    def _close(self) -> None:
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            consumer.close(autocommit=False)
-
-    def _call_ms(self, deadline: float) -> int:
-        return min(max(_ms_left(deadline), _MIN_CALL_MS), self.restorer.settings.request_timeout_ms)
-
-    def _check(self, deadline: float) -> bool:
-        """Read to the end of the topic partition: True if the store is current; else
-        begin the restore."""
-        consumer = self._open(deadline)
-        for record in _records(consumer, self.tp, deadline):
-            if record is None:
-                break
-            self._tail = record
-        else:
-            return False  # not at the end yet: on at the next step
-        with self.store.transaction() as txn:
-            mine = txn.get(LAST_SNAPSHOT_NS, str(self.tp.partition))
-        if self._tail_id() == mine:
-            # Nothing anywhere (a fresh partition), or the topic ends with this store's
-            # own last snapshot: the store is current.
-            return True
-        consumer.seek_to_beginning(self.tp)
-        self._restoring = True
-        return self._restore(deadline)
-
-    def _tail_id(self) -> str | None:
-        """The event id of the partition's last snapshot (None if it has none)."""
-        if self._tail is None:
-            return None
-        try:
-            return str(self.restorer.codec.decode(self._tail.value).datum["event_id"])
-        except ContractError:
-            return None
-
-    def _restore(self, deadline: float) -> bool:
-        partition = self.tp.partition
-        if self._started is None:
-            self._started = time.perf_counter()
-            self._restored.clear()
-            self._last = None
-            with self.store.transaction() as txn:
-                txn.drop_partition(partition)
-        consumer = self._open(deadline)
-        at_end = False
-        with self.store.transaction() as txn:
-            # Streamed: each snapshot overwrites the one before for its SIREN, so the
-            # store ends with the latest of each; rows go in by the few hundred, in order.
-            rows: list[tuple[str, Any, int]] = []
-            for record in _records(consumer, self.tp, deadline):
-                if record is None:
-                    at_end = True
-                    break
-                datum = self._decoded(record)
-                if datum is not None:
-                    rows.append(self._row(txn, datum))
-                if len(rows) >= _ROWS_PER_STATEMENT:
-                    txn.put_many(PASSPORTS_NS, rows)
-                    rows.clear()
-            txn.put_many(PASSPORTS_NS, rows)
-            if at_end:
-                self._finish(txn)
-        if at_end:
-            self.restorer.last_restore[partition] = len(self._restored)
-            self.log.info("partition.restored", partition=partition,
-                          passports=len(self._restored),
-                          seconds=round(time.perf_counter() - self._started, 3))
-        return at_end
-
-    def _decoded(self, record: Any) -> dict[str, Any] | None:
-        try:
-            return self.restorer.codec.decode(record.value, millis=True).datum
-        except ContractError as exc:  # not ours to fix here: the materialiser letters it
-            self.log.warning("restore.undecodable", partition=self.tp.partition,
-                             offset=record.offset, error=str(exc))
-            return None
+    def absorb(self, txn: Txn, datums: list[dict[str, Any]]) -> None:
+        txn.put_many(PASSPORTS_NS, [self._row(txn, datum) for datum in datums])
 
     def _row(self, txn: Txn, datum: dict[str, Any]) -> tuple[str, Any, int]:
         """The passport row a snapshot gives (its parked index updated now: rare, and
@@ -253,8 +116,11 @@ class _PartitionRestore:
         self._last = datum
         return siren, persist.dump(passport), partition
 
-    def _finish(self, txn: Txn) -> None:
+    def finish(self, txn: Txn, seconds: float) -> None:
         last, partition = self._last, self.tp.partition
+        self.restorer.last_restore[partition] = len(self._restored)
+        self.log.info("partition.restored", partition=partition,
+                      passports=len(self._restored), seconds=round(seconds, 3))
         if last is None:
             return
         replay_from: dict[str, int] = dict(last["replay_from"] or last["input_offsets"])
@@ -263,19 +129,3 @@ class _PartitionRestore:
             name, _, number = where.rpartition("/")
             txn.set_position(self.restorer.settings.topic(name), int(number), offset)
         txn.put(LAST_SNAPSHOT_NS, str(partition), str(last["event_id"]), partition=partition)
-
-
-def _records(consumer: KafkaConsumer, tp: TopicPartition,
-             deadline: float) -> Iterator[Any]:
-    """The records from the current position, then a None once at the end the fetches
-    report; stops without the None at ``deadline``."""
-    while time.monotonic() < deadline:
-        yield from consumer.poll(timeout_ms=min(_POLL_MS, _ms_left(deadline))).get(tp, [])
-        end = consumer.highwater(tp)  # known once a fetch answered
-        if end is not None and consumer.position(tp) >= end:
-            yield None
-            return
-
-
-def _ms_left(deadline: float) -> int:
-    return max(0, int(min(deadline - time.monotonic(), 3600.0) * 1000))

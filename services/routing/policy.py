@@ -1,55 +1,49 @@
-"""The routing policy: which resellers may take a lead, and which one gets it (pure).
+"""The routing policy: who may take a lead, and which of them gets it (pure).
 
-Eligible resellers are active and sell the lead's category. The nearest scope
-with any eligible reseller decides: those covering the lead's département (rule
+**Eligibility.** A reseller may take a lead if it is active, not absent on the
+day, sells the lead's category, holds fewer open leads than its capacity, and
+has not rejected this lead or let it expire before. The nearest scope with an
+eligible reseller decides: those covering the lead's département (rule
 ``departement``), else those covering any département of its région (rule
-``region``), else nobody (rule ``none``: the lead stays unassigned). Among the
-candidates, sorted by id so every instance sees the same order, a rotation
-cursor per (rule, scope, category) picks the next one, so candidates of the same
-scope take turns whatever the order the leads arrive in.
+``region``), else the national queue (rule ``national``: a configured id,
+CEFAC's own queue by default, where the lead waits visibly).
 
-Scale-out path (written down, not built; DESIGN.md, Guarantees). Today every
-lead request sits in one partition, so one router decides at a time and the
-cursors (and, later, each reseller's open-lead count) never race. Decisions are
-local to a région: the département rule and the région fallback only ever
-consider resellers of the lead's own région. So the day one router is not
-enough, the passport keys ``pn.lead-requests.v1`` by région instead of lead id
-and the topic gets one partition per région (18); routers join one group and
-each owns the régions of its partitions, with the cursors of those régions in
-its store (keyed by partition, so they move with it). The one cross-région
-piece, a reseller covering départements in several régions, then needs its
-open-lead count shared: each router would hold a per-région share of that
-reseller's capacity, rebalanced on the compacted reseller topic. Until a
-decision in one région needs to know the others', nothing else changes.
+**Choice: weighted fair share by deficit.** Each decision adds to every
+eligible reseller's entitlement its share of this lead (its weight over the
+eligible weights); a reseller's deficit is its entitlement less the leads it
+received. The reseller furthest below its entitlement wins (ties: the smaller
+id), so over a long run each one receives its weighted share of the leads it
+was eligible for, whatever the mix of scopes (the property tests hold it to
+±10%). Entitlement counts only the leads a reseller was eligible for: a
+reseller at capacity, absent or paused accrues nothing meanwhile, and comes
+back level, not owed a burst.
+
+**Explanation.** The decision carries every candidate with its standing
+(weight, share, entitlement, received, open leads, capacity), the resellers of
+the scopes tried that were left out and why, the rule and the winner.
+
+Scale-out path (written down, not built). Every lead request sits in one
+partition, so one router decides at a time and capacity is never overbooked.
+Decisions are local to a région (the département rule and the région fallback
+only consider resellers of the lead's own région), so the day one router is not
+enough the passport keys ``pn.lead-requests.v1`` by région and the topic gets
+one partition per région (18); routers share one group and each owns the
+régions of its partitions, with their standings in its store. A reseller
+covering several régions then needs its capacity split per région, rebalanced
+on the compacted reseller topic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
 
-from schemas.reference import REGIONS, departements_of
+from services.routing.registry import ACTIVE, Registry, Reseller
+from services.routing.state import Candidate, Decision, Exclusion, Standing
 
-Rule = Literal["departement", "region", "none"]
-Status = Literal["assigned", "unassigned"]
-
-
-@dataclass(frozen=True, slots=True)
-class Reseller:
-    """One reseller's profile, as the router uses it."""
-
-    reseller_id: str
-    name: str
-    departements: frozenset[str]
-    categories: frozenset[str]
-    capacity: int = 10
-    weight: int = 1
-    status: str = "active"
-
-    def sells(self, category: str) -> bool:
-        """Active and selling ``category``: may take a lead of that category somewhere."""
-        return self.status == "active" and category in self.categories
+#: Decimal places deficits are compared at, so float noise never decides a tie.
+_PRECISION = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,61 +55,68 @@ class LeadScope:
     category: str
 
 
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    """The resellers of the nearest scope that may take the lead."""
+def decide(lead: LeadScope, registry: Registry, *, standing: Callable[[str], Standing],
+           open_count: Callable[[str], int], seen: frozenset[str] | tuple[str, ...],
+           today: date, national_queue: str) -> Decision:
+    """The decision for one lead: the nearest scope's eligible resellers, the fairest of them."""
+    ask = _Ask(lead.category, standing, open_count, seen, today)
+    for rule, scope, resellers in (("departement", lead.departement,
+                                    registry.covering(lead.departement)),
+                                   ("region", lead.region, registry.in_region(lead.region))):
+        eligible = [r for r in resellers if ask.eligible(r)]
+        if eligible:
+            return ask.choose(rule, scope, eligible)
+    return Decision("national", "", national_queue, (), ask.exclusions())
 
-    rule: Rule
-    scope: str
-    """The département or région code that matched ("" for rule ``none``)."""
+
+@dataclass(slots=True)
+class _Ask:
+    """One decision under way: what the lead asks, and who was left out so far."""
+
     category: str
-    reseller_ids: tuple[str, ...]
+    standing: Callable[[str], Standing]
+    open_count: Callable[[str], int]
+    seen: frozenset[str] | tuple[str, ...]
+    today: date
+    excluded: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def cursor_key(self) -> str:
-        """Which rotation cursor this choice advances."""
-        return f"{self.rule}:{self.scope}:{self.category}"
+    def eligible(self, reseller: Reseller) -> bool:
+        """Whether ``reseller`` may take the lead; if it sells the category and may not,
+        why goes into ``excluded`` (those that do not sell it are not in the running)."""
+        if self.category not in reseller.categories:
+            return False
+        reason = None
+        if reseller.status != ACTIVE:
+            reason = "inactive"
+        elif reseller.reseller_id in self.seen:
+            reason = "seen_before"
+        elif reseller.absent_on(self.today):
+            reason = "absent"
+        elif self.open_count(reseller.reseller_id) >= reseller.capacity:
+            reason = "at_capacity"
+        if reason is None:
+            return True
+        self.excluded.setdefault(reseller.reseller_id, reason)
+        return False
 
+    def choose(self, rule: str, scope: str, eligible: list[Reseller]) -> Decision:
+        """The eligible reseller furthest below its entitlement (ties: the smaller id)."""
+        total = sum(r.weight for r in eligible)
+        candidates = []
+        best: Candidate | None = None
+        best_deficit = 0.0
+        for reseller in eligible:  # by id: the registry's order
+            held = self.standing(reseller.reseller_id)
+            share = reseller.weight / total
+            candidate = Candidate(reseller.reseller_id, reseller.weight, share,
+                                  held.entitlement + share, held.received,
+                                  self.open_count(reseller.reseller_id), reseller.capacity)
+            candidates.append(candidate)
+            deficit = round(candidate.deficit, _PRECISION)
+            if best is None or deficit > best_deficit:
+                best, best_deficit = candidate, deficit
+        assert best is not None
+        return Decision(rule, scope, best.reseller_id, tuple(candidates), self.exclusions())
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A routing decision and why: the rule, the candidates, the winner."""
-
-    status: Status
-    reseller_id: str | None
-    rule: Rule
-    candidates: tuple[str, ...]
-    cursor_key: str
-    cursor: int | None
-    """The cursor's new value, to keep; None when no cursor moved."""
-
-
-def candidates(lead: LeadScope, resellers: Mapping[str, Reseller]) -> Candidates:
-    """The eligible resellers of the nearest scope covering the lead, sorted by id."""
-    selling = sorted((r for r in resellers.values() if r.sells(lead.category)),
-                     key=lambda r: r.reseller_id)
-    local = tuple(r.reseller_id for r in selling if lead.departement in r.departements)
-    if local:
-        return Candidates("departement", lead.departement, lead.category, local)
-    # An unknown région has no département: no regional fallback, rather than a crash.
-    region = frozenset(departements_of(lead.region)) if lead.region in REGIONS else frozenset()
-    regional = tuple(r.reseller_id for r in selling if r.departements & region)
-    if regional:
-        return Candidates("region", lead.region, lead.category, regional)
-    return Candidates("none", "", lead.category, ())
-
-
-def choose(found: Candidates, cursor: int) -> Decision:
-    """Pick ``candidates[cursor % n]`` and advance the cursor; nobody if there is no candidate."""
-    ids = found.reseller_ids
-    if not ids:
-        return Decision("unassigned", None, "none", ids, found.cursor_key, None)
-    return Decision("assigned", ids[cursor % len(ids)], found.rule, ids, found.cursor_key,
-                    cursor + 1)
-
-
-def decide(lead: LeadScope, resellers: Mapping[str, Reseller],
-           cursors: Mapping[str, int]) -> Decision:
-    """``candidates`` then ``choose`` with the stored cursor (0 when none is stored yet)."""
-    found = candidates(lead, resellers)
-    return choose(found, cursors.get(found.cursor_key, 0))
+    def exclusions(self) -> tuple[Exclusion, ...]:
+        return tuple(Exclusion(i, reason) for i, reason in sorted(self.excluded.items()))

@@ -1,30 +1,48 @@
-"""The routing service's processor: each lead request decided once, the decision emitted.
+"""The routing service's processor: lead requests, answers and withdrawals in, lead changes out.
 
-The reseller table comes in as a live read-only mapping (the router's
-``ResellerTable``, refreshed between polls, never during a batch). Rotation
-cursors and decided lead ids live in the store, committed with the input offset
-and the emitted decision, so a replay after a crash decides nothing twice.
+The ``Router`` (pure) decides; this shell feeds it the decoded records of a
+batch and the injected clock, and keeps its ``RouterState`` in the store: the
+leads and standings a batch changed are written in the batch's transaction,
+with the input positions and the outbox (hub.processor), so a crash at any
+point resumes exactly. The state is held in memory between batches (one
+router owns every lead: DESIGN.md, One routing decision at a time) and read
+again from the store when a restore rewrote it (its epoch changed).
+
+As a ``Deferring`` processor the loop calls ``flush`` after every batch and
+whenever it is idle: that is where deadlines fire (``Router.expire``), leads a
+restore left half-moved are placed again, and invalid reseller profiles are
+dead-lettered — only on the instance that owns the lead partition, so a
+standby fires nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hub import logs
 from hub.errors import HubError
-from hub.ids import derive
 from hub.processor import Emit, Inbound, Outbound, Rejected
 from hub.store import Txn
 from schemas import catalog
-from schemas.reference import DEPARTEMENTS, REGIONS
-from services.routing import policy
-from services.routing.policy import Decision, LeadScope, Reseller
+from schemas.reference import DEPARTEMENTS, REGIONS, region_of
+from services.routing import records
+from services.routing.registry import Registry
+from services.routing.router import InvalidAnswerError, Router, RoutingRules
+from services.routing.state import Change, RouterState
+from services.routing.table import ResellerTable
 
-#: Store namespaces: the rotation cursors, and the leads already decided.
-ROTATION_NS = "rotation"
-LEADS_NS = "lead"
-SOURCE = "routing"
+#: Store namespaces: leads, reseller standings, input offsets per topic/partition,
+#: and the bookkeeping (last lead event emitted, state epoch).
+LEADS_NS = "routing-lead"
+STANDINGS_NS = "routing-standing"
+OFFSETS_NS = "routing-offsets"
+META_NS = "routing-meta"
+LAST_EVENT = "last-event"
+EPOCH = "epoch"
+#: Every router row belongs to the one lead-request partition.
+PARTITION = 0
 
 
 class InvalidLeadError(HubError):
@@ -32,71 +50,131 @@ class InvalidLeadError(HubError):
 
 
 class RoutingProcessor:
-    """Decides which reseller gets each requested lead."""
+    """Decides, follows and expires every lead."""
 
     name = "routing"
-    inputs: tuple[str, ...] = (catalog.LEAD_REQUESTS,)
+    inputs: tuple[str, ...] = (catalog.LEAD_REQUESTS, catalog.LEAD_RESPONSES)
 
-    def __init__(self, resellers: Mapping[str, Reseller]) -> None:
-        self.resellers = resellers
+    def __init__(self, registry: Registry, *, rules: RoutingRules | None = None,
+                 clock: Callable[[], int] | None = None,
+                 table: ResellerTable | None = None) -> None:
+        self.registry = registry
+        self.rules = rules or RoutingRules()
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.table = table
         self.log = logs.get().bind(component=self.name)
+        self._router: Router | None = None
+        self._epoch: Any = None
+        self._offsets: dict[str, int] = {}
+        self._last_event: str | None = None
+        self.changes: dict[str, int] = {}
+        """Changes emitted by kind since start (the service's metrics read it)."""
+
+    # -- the processor contract --------------------------------------------------------------
 
     def apply(self, state: Txn, batch: Sequence[Inbound]) -> list[Emit]:
-        """Decide every lead of the batch not decided before; return the decisions."""
+        router = self._loaded(state)
         out: list[Emit] = []
-        for inbound in batch:
-            try:
-                scope = _scope(inbound)
-            except InvalidLeadError as exc:
-                out.append(Rejected(inbound, exc, "validate"))
-                continue
-            lead_id = str(inbound.datum["lead_id"])
-            if state.get(LEADS_NS, lead_id) is not None:
-                self.log.debug("lead.already_decided", lead_id=lead_id, offset=inbound.offset)
-                continue
-            found = policy.candidates(scope, self.resellers)
-            decision = policy.choose(found, int(state.get(ROTATION_NS, found.cursor_key) or 0))
-            if decision.cursor is not None:
-                state.put(ROTATION_NS, decision.cursor_key, decision.cursor,
-                          partition=inbound.partition)
-            state.put(LEADS_NS, lead_id, {"status": decision.status,
-                                          "reseller_id": decision.reseller_id,
-                                          "rule": decision.rule}, partition=inbound.partition)
-            out.append(Outbound(catalog.LEADS, lead_id, "LeadAssigned",
-                                assigned(inbound.datum, decision)))
-            self.log.debug("lead.decided", lead_id=lead_id, status=decision.status,
-                           reseller_id=decision.reseller_id, rule=decision.rule,
-                           candidates=len(decision.candidates))
+        try:
+            for inbound in batch:
+                self._offsets[f"{inbound.topic}/{inbound.partition}"] = inbound.offset + 1
+                try:
+                    changes = self._one(router, inbound)
+                except (InvalidLeadError, InvalidAnswerError) as exc:
+                    out.append(Rejected(inbound, exc, "validate"))
+                    self.log.info("lead.input_refused", topic=inbound.topic,
+                                  offset=inbound.offset, error=str(exc))
+                    continue
+                out.extend(self._outbound(changes))
+            self._save(state)
+        except BaseException:
+            self._router = None  # the transaction rolls back: so does the state in memory
+            raise
         return out
 
+    def flush(self, state: Txn, partitions: frozenset[int], *,
+              caught_up: bool = True) -> Iterable[Emit]:
+        """Fire due deadlines, place half-moved leads, dead-letter invalid profiles."""
+        del caught_up  # deadlines are due whether or not the inputs are behind
+        if PARTITION not in partitions:
+            return []
+        out: list[Emit] = []
+        if self.table is not None:
+            out.extend(Rejected(inbound, exc, "validate")
+                       for inbound, exc in self.table.take_rejected())
+        router = self._loaded(state)
+        try:
+            now = self.clock()
+            changes = router.resume(now) if router.state.unplaced else []
+            changes += router.expire(now)
+            if changes:
+                out.extend(self._outbound(changes))
+                self._save(state)
+        except BaseException:
+            self._router = None
+            raise
+        return out
 
-def _scope(inbound: Inbound) -> LeadScope:
-    if inbound.record != "LeadRequested":
-        raise InvalidLeadError(f"{inbound.topic} carries LeadRequested records, "
-                               f"not {inbound.record or 'nothing'}")
-    datum = inbound.datum
-    departement, region = datum["departement"], datum["region"]
-    if departement not in DEPARTEMENTS or region not in REGIONS:
-        raise InvalidLeadError(f"unknown département {departement!r} or région {region!r}")
-    return LeadScope(departement, region, str(datum["category"]))
+    # -- inputs ------------------------------------------------------------------------------
 
+    def _one(self, router: Router, inbound: Inbound) -> list[Change]:
+        now = self.clock()
+        datum = inbound.datum
+        if inbound.record == "LeadRequested":
+            departement, region = datum["departement"], datum["region"]
+            if departement not in DEPARTEMENTS or region != region_of(departement) \
+                    or region not in REGIONS:
+                raise InvalidLeadError(f"unknown département {departement!r} or région "
+                                       f"{region!r} (or the one not in the other)")
+            return router.request(records.request_of(datum), now)
+        if inbound.record == "LeadAnswered":
+            return router.answer(records.answer_of(datum), now)
+        if inbound.record == "LeadWithdrawn":
+            return router.withdraw(str(datum["lead_id"]), str(datum["reason"]), now)
+        raise InvalidLeadError(f"{inbound.topic} carries no {inbound.record or 'such'} records")
 
-def assigned(request: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
-    """The ``LeadAssigned`` datum of a decision on a ``LeadRequested`` datum."""
-    return {
-        "event_id": derive(str(request["event_id"]), "assigned"),
-        "occurred_at": request["occurred_at"],
-        "source": SOURCE,
-        "schema_version": 1,
-        "lead_id": request["lead_id"],
-        "siren": request["siren"],
-        "category": request["category"],
-        "departement": request["departement"],
-        "region": request["region"],
-        "status": decision.status,
-        "reseller_id": decision.reseller_id,
-        "rule": decision.rule,
-        "candidates": list(decision.candidates),
-        "business_name": request["name"],
-        "contact_email": request["contact_email"],
-    }
+    def _outbound(self, changes: list[Change]) -> list[Emit]:
+        out: list[Emit] = []
+        for change in changes:
+            lead = change.lead
+            self.changes[change.kind] = self.changes.get(change.kind, 0) + 1
+            value = records.datum(change, self._offsets)
+            self._last_event = value["event_id"]
+            out.append(Outbound(catalog.LEADS, lead.lead_id, "LeadAssigned", value))
+            self.log.debug("lead.changed", lead_id=lead.lead_id, change=change.kind,
+                           version=lead.version, reseller_id=lead.holder, rule=lead.rule)
+        return out
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _loaded(self, state: Txn) -> Router:
+        """The router over the stored state, read again if a restore rewrote it."""
+        epoch = state.get(META_NS, EPOCH)
+        if self._router is None or epoch != self._epoch:
+            loaded = RouterState()
+            loaded.load([records.lead_of_json(v) for _, v in state.items(LEADS_NS)],
+                        {k: records.standing_of_json(v) for k, v in state.items(STANDINGS_NS)})
+            self._offsets = dict(state.get(OFFSETS_NS, str(PARTITION)) or {})
+            self._router = Router(self.registry, loaded, self.rules)
+            self._epoch = epoch
+            self.log.info("routing.state_loaded", leads=len(loaded.leads),
+                          resellers=len(loaded.standings))
+        return self._router
+
+    def _save(self, state: Txn) -> None:
+        assert self._router is not None
+        leads, standings = self._router.state.take_dirty()
+        state.put_many(LEADS_NS, ((lead.lead_id, records.lead_json(lead), PARTITION)
+                                  for lead in leads))
+        state.put_many(STANDINGS_NS, ((rid, records.standing_json(s), PARTITION)
+                                      for rid, s in standings.items()))
+        state.put(OFFSETS_NS, str(PARTITION), self._offsets, partition=PARTITION)
+        if self._last_event is not None:
+            # The restore check compares it with the last record on pn.leads.v1.
+            state.put(META_NS, LAST_EVENT, self._last_event, partition=PARTITION)
+            self._last_event = None
+
+    @property
+    def state(self) -> RouterState | None:
+        """The state in memory (tests, metrics); None before the first batch."""
+        return None if self._router is None else self._router.state

@@ -1,75 +1,69 @@
 """The reseller table every router instance holds entirely, followed from ``pn.resellers.v1``.
 
 The topic is compacted (and the embedded broker never compacts), so reading it
-from the beginning and keeping the last profile per reseller id restores the
-table. ``start`` reads up to the end before returning, so no decision ever runs
-on an empty table while profiles exist; ``refresh`` then applies whatever
-arrived since, without waiting, before each poll of the lead requests.
+from the beginning and keeping the last valid profile per reseller id restores
+the table. ``start`` reads up to the end before returning, so no decision ever
+runs on an empty table while profiles exist; ``refresh`` then applies whatever
+arrived since, without waiting, before each poll of the lead requests. A
+profile that fails validation leaves the reseller's previous one in place and
+waits in ``rejected`` until the router dead-letters it (the active instance
+only: services/routing/processor.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Sequence
 
 from hub import logs
 from hub.config import Settings
 from hub.processor import Inbound
 from hub.reader import TopicReader
 from schemas import catalog
-from services.routing.policy import Reseller
-
-
-def reseller(datum: Mapping[str, Any]) -> Reseller:
-    """The policy's view of a ``ResellerProfile`` datum."""
-    return Reseller(
-        reseller_id=str(datum["reseller_id"]),
-        name=str(datum["name"]),
-        departements=frozenset(datum["departements"]),
-        categories=frozenset(datum["categories"]),
-        capacity=int(datum["capacity"]),
-        weight=int(datum["weight"]),
-        status=str(datum["status"]),
-    )
+from services.routing.registry import InvalidProfileError, Registry, parse_profile
 
 
 class ResellerTable:
-    """The latest profile of every reseller; ``resellers`` is a live read-only view."""
+    """The latest valid profile of every reseller, as a live ``Registry``."""
 
     def __init__(self, settings: Settings, *, reader: TopicReader | None = None) -> None:
         self._reader = reader or TopicReader(settings, [catalog.RESELLERS])
-        self._table: dict[str, Reseller] = {}
-        self.resellers: Mapping[str, Reseller] = MappingProxyType(self._table)
+        self.registry = Registry()
+        self.rejected: list[tuple[Inbound, InvalidProfileError]] = []
+        """Invalid profiles not dead-lettered yet (``take_rejected``)."""
         self.log = logs.get().bind(table="resellers")
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Read the whole topic up to its current end (blocking)."""
         self._reader.start()
         count = self._reader.catch_up(self.apply, timeout_s=timeout_s)
-        self.log.info("resellers.loaded", records=count, resellers=len(self._table))
+        self.log.info("resellers.loaded", records=count, resellers=len(self.registry))
 
     def refresh(self) -> None:
         """Apply the profiles that arrived since the last call, without waiting for more."""
         batch = self._reader.poll(timeout_ms=0)
         if batch:
             self.apply(batch)
-            self.log.debug("resellers.refreshed", records=len(batch), resellers=len(self._table))
+            self.log.debug("resellers.refreshed", records=len(batch),
+                           resellers=len(self.registry))
 
     def apply(self, batch: Sequence[Inbound]) -> None:
-        """Keep the last profile per reseller id (records of one id share a partition)."""
+        """Keep the last valid profile per reseller id (records of one id share a partition)."""
         for inbound in batch:
-            if inbound.record != "ResellerProfile":
-                self.log.warning("resellers.unexpected_record", record=inbound.record,
-                                 partition=inbound.partition, offset=inbound.offset)
-                continue
             try:
-                profile = reseller(inbound.datum)
-            except (KeyError, TypeError, ValueError) as exc:
+                if inbound.record != "ResellerProfile":
+                    raise InvalidProfileError(f"{inbound.topic} carries ResellerProfile "
+                                              f"records, not {inbound.record or 'nothing'}")
+                profile = parse_profile(inbound.datum)
+            except InvalidProfileError as exc:
                 self.log.warning("resellers.bad_profile", partition=inbound.partition,
-                                 offset=inbound.offset, error=type(exc).__name__)
+                                 offset=inbound.offset, error=str(exc))
+                self.rejected.append((inbound, exc))
                 continue
-            self._table[profile.reseller_id] = profile
+            self.registry.put(profile)
+
+    def take_rejected(self) -> list[tuple[Inbound, InvalidProfileError]]:
+        rejected, self.rejected = self.rejected, []
+        return rejected
 
     def close(self) -> None:
         self._reader.close()

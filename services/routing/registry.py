@@ -1,0 +1,156 @@
+"""The reseller registry the router decides on: profiles, validated, indexed by place (pure).
+
+Every router instance holds the whole registry (a few hundred profiles for the
+programme, tens of thousands at national scale). A decision looks up the
+resellers that cover one département, then those of its région, so both are
+indexed: a lead never scans the whole table. A profile that fails validation
+raises ``InvalidProfileError`` and the registry keeps the reseller's previous
+profile (the shell dead-letters the record with the reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from hub.errors import HubError
+from schemas.reference import CATEGORIES, DEPARTEMENTS, region_of
+
+#: Statuses that take new leads; the others (paused, retired) keep what they hold.
+ACTIVE = "active"
+STATUSES = ("active", "paused", "retired")
+DELIVERIES = ("pull", "webhook", "kafka")
+
+
+class InvalidProfileError(HubError):
+    """A reseller profile the router cannot use (dead-lettered, stage "validate")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """Days (inclusive, Europe/Paris) during which a reseller takes no new lead."""
+
+    start: date
+    end: date
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Reseller:
+    """One reseller's profile, as the router uses it."""
+
+    reseller_id: str
+    name: str
+    departements: frozenset[str]
+    categories: frozenset[str]
+    capacity: int = 10
+    weight: int = 1
+    status: str = ACTIVE
+    absences: tuple[Absence, ...] = ()
+    delivery: str = "pull"
+
+    def sells(self, category: str) -> bool:
+        """Active and selling ``category``: may take a lead of that category somewhere."""
+        return self.status == ACTIVE and category in self.categories
+
+    def absent_on(self, day: date) -> bool:
+        return any(absence.covers(day) for absence in self.absences)
+
+    @property
+    def regions(self) -> frozenset[str]:
+        return frozenset(region_of(d) for d in self.departements)
+
+
+def parse_profile(datum: Mapping[str, Any]) -> Reseller:
+    """The router's view of a ``ResellerProfile`` datum; ``InvalidProfileError`` says why not."""
+    try:
+        reseller_id = str(datum["reseller_id"])
+        departements = frozenset(str(d) for d in datum["departements"])
+        categories = frozenset(str(c) for c in datum["categories"])
+        capacity, weight = int(datum["capacity"]), int(datum["weight"])
+        status = str(datum.get("status", ACTIVE))
+        delivery = str(datum.get("delivery", "pull"))
+        absences = tuple(Absence(date.fromisoformat(str(a["start"])),
+                                 date.fromisoformat(str(a["end"])))
+                         for a in datum.get("absences") or ())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidProfileError(f"malformed reseller profile: {type(exc).__name__}: {exc}") \
+            from exc
+    problems = []
+    if not reseller_id:
+        problems.append("reseller_id is empty")
+    if not departements or departements - set(DEPARTEMENTS):
+        problems.append(f"unknown départements {sorted(departements - set(DEPARTEMENTS))} "
+                        "(or none)")
+    if not categories or categories - set(CATEGORIES):
+        problems.append(f"unknown categories {sorted(categories - set(CATEGORIES))} (or none)")
+    if not 0 <= capacity <= 10_000:
+        problems.append(f"capacity {capacity} is not within 0-10000")
+    if not 1 <= weight <= 100:
+        problems.append(f"weight {weight} is not within 1-100")
+    if status not in STATUSES:
+        problems.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if delivery not in DELIVERIES:
+        problems.append(f"delivery {delivery!r} is not one of {', '.join(DELIVERIES)}")
+    problems.extend(f"absence {a.start}..{a.end} ends before it starts"
+                    for a in absences if a.end < a.start)
+    if problems:
+        raise InvalidProfileError(f"reseller {reseller_id or '?'}: " + "; ".join(problems))
+    return Reseller(reseller_id=reseller_id, name=str(datum.get("name", "")),
+                    departements=departements, categories=categories, capacity=capacity,
+                    weight=weight, status=status, absences=absences, delivery=delivery)
+
+
+@dataclass(slots=True)
+class Registry(Mapping[str, Reseller]):
+    """The latest profile of every reseller, with who covers each département and région."""
+
+    _by_id: dict[str, Reseller] = field(default_factory=dict)
+    _by_departement: dict[str, set[str]] = field(default_factory=dict)
+    _by_region: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, resellers: Iterable[Reseller]) -> Registry:
+        registry = cls()
+        for reseller in resellers:
+            registry.put(reseller)
+        return registry
+
+    def put(self, reseller: Reseller) -> None:
+        """Add or replace a reseller's profile (its indices follow)."""
+        self.remove(reseller.reseller_id)
+        self._by_id[reseller.reseller_id] = reseller
+        for departement in reseller.departements:
+            self._by_departement.setdefault(departement, set()).add(reseller.reseller_id)
+        for region in reseller.regions:
+            self._by_region.setdefault(region, set()).add(reseller.reseller_id)
+
+    def remove(self, reseller_id: str) -> None:
+        old = self._by_id.pop(reseller_id, None)
+        if old is None:
+            return
+        for departement in old.departements:
+            self._by_departement[departement].discard(reseller_id)
+        for region in old.regions:
+            self._by_region[region].discard(reseller_id)
+
+    def covering(self, departement: str) -> list[Reseller]:
+        """The resellers covering a département, by id."""
+        return [self._by_id[i] for i in sorted(self._by_departement.get(departement, ()))]
+
+    def in_region(self, region: str) -> list[Reseller]:
+        """The resellers covering any département of a région, by id."""
+        return [self._by_id[i] for i in sorted(self._by_region.get(region, ()))]
+
+    def __getitem__(self, reseller_id: str) -> Reseller:
+        return self._by_id[reseller_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
