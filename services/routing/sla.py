@@ -25,7 +25,8 @@ _SUBDIVISIONS = {"57": "57", "67": "6AE", "68": "6AE",
 
 @functools.lru_cache(maxsize=64)
 def _calendar(subdivision: str | None) -> France:
-    return France(subdiv=subdivision)  # years are filled in as they are asked
+    # holidays is untyped; years are filled in as they are asked.
+    return France(subdiv=subdivision)  # type: ignore[no-untyped-call]
 
 
 def is_business_day(day: date, departement: str = "") -> bool:
