@@ -7,9 +7,19 @@ plus the ``type`` tag that tells the events apart in JSON.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from schemas import catalog
 from schemas.envelope import EventModel
@@ -43,6 +53,7 @@ __all__ = [
     "LeadAnswered",
     "ModuleCompleted",
     "OfferRequested",
+    "ResellerAbsence",
     "ResellerProfile",
     "TrainingFeedback",
     "TrainingSessionAttended",
@@ -159,6 +170,31 @@ class ErasureRequested(_BusinessEvent):
     requested_by: ShortText
 
 
+@with_config(ConfigDict(extra="forbid", str_strip_whitespace=True))
+class ResellerAbsence(TypedDict):
+    """Days (inclusive, Europe/Paris) a reseller takes no new lead: holidays, a full order book.
+
+    ISO dates as text, as in the Avro record: a plain dict, so the model's own
+    values are what the Publisher writes (connectors/publish.py writes a model's
+    fields as they are, and an Avro record is a dict).
+    """
+
+    start: str
+    end: str
+
+
+def _absence_dates(value: ResellerAbsence) -> ResellerAbsence:
+    """Both ends ISO dates (normalised to YYYY-MM-DD), the end not before the start."""
+    try:
+        start, end = date.fromisoformat(value["start"]), date.fromisoformat(value["end"])
+    except ValueError as exc:
+        raise ValueError(f"an absence's start and end are ISO dates (YYYY-MM-DD): {exc}") \
+            from None
+    if end < start:
+        raise ValueError(f"an absence ends ({end}) before it starts ({start})")
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
 class ResellerProfile(EventModel):
     """A reseller's profile: where and what it sells, how many open leads, how it gets them."""
 
@@ -180,6 +216,8 @@ class ResellerProfile(EventModel):
     # validate_default: "webhook delivery needs a URL" must run when the URL is absent.
     webhook_url: WebhookUrl | None = Field(default=None, validate_default=True)
     contact_email: EmailAddress | None = None
+    # v3: when it takes no new lead.
+    absences: tuple[Annotated[ResellerAbsence, AfterValidator(_absence_dates)], ...] = ()
 
     @field_validator("webhook_url")
     @classmethod

@@ -8,18 +8,18 @@ Every route but the probes, ``/metrics`` and the documents needs an API key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.api import bodies, openapi, problems
-from connectors.api.auth import Caller, KeyRing
+from connectors.api import bodies, leads, openapi, problems
+from connectors.api.auth import KeyRing
+from connectors.api.bearer import Authenticated
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import EventWriter, Ingest
 from connectors.api.observe import HttpMetrics, Observe
@@ -27,32 +27,11 @@ from connectors.api.problems import LastResort, ProblemError
 from connectors.api.readside import ReadSide
 from hub.config import Settings
 from schemas import asyncapi
-from schemas.models import ResellerId, Siren
+from schemas.models import Siren
 from schemas.reference import DEPARTEMENTS
 from services.readmodel.queries import MAX_PAGE
 
 _SIREN: TypeAdapter[str] = TypeAdapter(Siren)
-_RESELLER: TypeAdapter[str] = TypeAdapter(ResellerId)
-_BEARER = HTTPBearer(auto_error=False, description="A partner API key: "
-                     "`Authorization: Bearer <token>` (`python -m connectors.api.keys add`).")
-
-
-async def authenticate(request: Request, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> Caller:
-    """The caller of a request, from its bearer token; a 401 problem without a valid one."""
-    if credentials is None:
-        raise ProblemError(problems.unauthorized("send an API key: Authorization: Bearer <token>"))
-    keyring: KeyRing = request.app.state.keyring
-    found = keyring.caller(credentials.credentials)
-    if found is None:
-        raise ProblemError(problems.unauthorized("the API key is not valid"))
-    request.state.key_id = found.key_id  # Observe logs who called
-    return found
-
-
-Authenticated = Annotated[Caller, Depends(authenticate)]
-
-
 def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide,
                keyring: KeyRing, store: AcceptedStore, registry: CollectorRegistry) -> FastAPI:
     """The API application, wired to its collaborators."""
@@ -66,6 +45,7 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     app.state.keyring = keyring
     ingest = Ingest(publisher=publisher, readside=readside, store=store,
                     ack_timeout_s=settings.produce_timeout_s)
+    app.include_router(leads.routes(readside, ingest))
 
     @app.post("/v1/events", status_code=202, response_model=None, **openapi.event_route())
     async def ingest_one(request: Request, who: Authenticated) -> Response:
@@ -98,7 +78,8 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         try:
             _SIREN.validate_python(siren)
         except ValidationError as exc:
-            return problems.invalid(_located("siren", exc), "not a valid SIREN")
+            return problems.invalid(problems.located("siren", exc.errors(include_input=False)),
+                                    "not a valid SIREN")
         if not who.reads_passports:
             return problems.respond(problems.forbidden(
                 f"key {who.key_id} may not read passports"))
@@ -106,24 +87,6 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         if found is None:
             return problems.respond(problems.not_found(f"no passport for SIREN {siren}"))
         return JSONResponse(found)
-
-    @app.get("/v1/resellers/{reseller_id}/leads", response_model=None, responses={
-        200: openapi.json_response("ResellerLeads", "The reseller's leads, most recent first."),
-        **openapi.problem_responses(401, 403, 422, 503)})
-    def leads(reseller_id: Annotated[str, Path(openapi_examples={
-            "reseller": {"summary": "a reseller id", "value": "web-78"}})],
-              who: Authenticated,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-        """The leads a reseller holds, most recent first (that reseller's key, or an admin's)."""
-        try:
-            _RESELLER.validate_python(reseller_id)
-        except ValidationError as exc:
-            return problems.invalid(_located("reseller_id", exc), "not a valid reseller id")
-        if not who.speaks_for(reseller_id):
-            return problems.respond(problems.forbidden(
-                f"key {who.key_id} may not read the leads of {reseller_id}"))
-        return JSONResponse({"reseller_id": reseller_id,
-                             "leads": readside.leads_for(reseller_id, limit)})
 
     @app.get("/v1/delegations/{departement}/passports", response_model=None, responses={
         200: openapi.json_response("PassportPage", "One page of the département's passports."),
@@ -171,7 +134,10 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         its issued passports over the same 150,000: its contribution to the
         national goal. Then the businesses that completed each module, and the
         quality referential: trainees' feedback (count and average score, 1-5)
-        per module, per trainer organisation and per delegation. The figures are
+        per module, per trainer organisation and per delegation. Last the leads:
+        how many stand in each status now (`by_status`; `open` is assigned,
+        accepted and queued), the reassignments and SLA breaches so far, and the
+        rejections by reason code; no reseller is named. The figures are
         kept as the snapshots arrive, so this answer costs one small table read.
         """
         if not who.reads_passports:
@@ -199,8 +165,3 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
                             status_code=200 if ready else 503)
 
     return app
-
-
-def _located(name: str, exc: ValidationError) -> list[dict[str, Any]]:
-    """A single-value check's errors, placed at the parameter ``name``."""
-    return [{**error, "loc": (name, *error["loc"])} for error in exc.errors(include_input=False)]

@@ -103,6 +103,18 @@ def event(body: bytes) -> EventModel:
             errors, "the event breaks the contract; see errors")) from exc
 
 
+def json_object(body: bytes) -> dict[str, Any]:
+    """A body's JSON object, for a route that builds its event itself (400 when there is none)."""
+    _object_expected(body)
+    try:
+        document = from_json(body)
+    except ValueError as exc:
+        raise ProblemError(problems.malformed("the body is not valid JSON")) from exc
+    if not isinstance(document, dict):  # "{" then not an object: not valid JSON after all
+        raise ProblemError(problems.malformed("the body must be a JSON object"))
+    return document
+
+
 def batch(body: bytes) -> list[EventModel | dict[str, Any]]:
     """A batch's items in order: each an event, or the problem document of an invalid one."""
     _object_expected(body)

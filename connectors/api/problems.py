@@ -93,6 +93,11 @@ def _message(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def located(name: str, errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A single value's pydantic errors, placed at the parameter or member ``name``."""
+    return [{**error, "loc": (name, *error.get("loc", ()))} for error in errors]
+
+
 def invalid_body(errors: Iterable[Mapping[str, Any]], detail: str) -> dict[str, Any]:
     """422: the input is well-formed but breaks the contract; each bad field named."""
     return body(422, "invalid-input", "Invalid input", detail, errors=field_errors(errors))

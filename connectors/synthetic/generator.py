@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from connectors.synthetic.identities import identity, siren, slug
+from connectors.synthetic.resellers import DEFAULT_RESELLERS, profiles
 from schemas.models import (
     BusinessEnrolled,
     EventModel,
     ModuleCompleted,
     OfferRequested,
-    ResellerProfile,
 )
-from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES, departements_of
+from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES
 
 #: Modules a business needs to earn its passport (DOMAIN.md).
 PASSPORT_MODULES = 3
@@ -35,9 +35,6 @@ _TRAINER_FIRST_RATE = 0.2
 """Share of businesses whose trainer reports a module before the advisor enrols them."""
 _REPEAT_RATE = 0.1
 """Chance that a completion repeats a module already done (a retake, reported again)."""
-
-_RESELLER_WORDS = ("Numérique", "Informatique", "Web Services", "Réseaux", "Digital",
-                   "Solutions TIC", "Bureautique", "Systèmes")
 
 
 @dataclass(slots=True)
@@ -58,7 +55,8 @@ class Expected:
 class Synthetic:
     """Generates resellers and businesses; counts the passports and leads they imply."""
 
-    def __init__(self, *, seed: int, clock: Callable[[], datetime], resellers: int = 60) -> None:
+    def __init__(self, *, seed: int, clock: Callable[[], datetime],
+                 resellers: int = DEFAULT_RESELLERS) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - demo data: reproducible, not secret
         self._clock = clock
         self._reseller_count = resellers
@@ -85,29 +83,9 @@ class Synthetic:
     # -- resellers -------------------------------------------------------------------------
 
     def resellers(self) -> list[EventModel]:
-        """The reseller profiles: local, régional and a few national ones, mostly active."""
-        now = self._clock()
-        codes = sorted(DEPARTEMENTS)
-        out: list[EventModel] = []
-        for number in range(1, self._reseller_count + 1):
-            home = DEPARTEMENTS[self._rng.choice(codes)]
-            scope = self._rng.random()
-            if scope < 0.7:  # local: the home département and maybe a neighbour or two
-                area = departements_of(home.region)
-                neighbours = self._rng.sample(area, min(len(area), self._rng.randint(0, 2)))
-                covered = sorted({home.code, *neighbours})
-            elif scope < 0.95:  # the whole région
-                covered = sorted(departements_of(home.region))
-            else:  # national
-                covered = codes
-            name = f"{self._rng.choice(_RESELLER_WORDS)} {home.name}"
-            status = self._rng.choices(("active", "paused", "retired"), (90, 7, 3))[0]
-            out.append(ResellerProfile(
-                event_id=self._uuid(), occurred_at=now - timedelta(days=30),
-                source="microsoft-partners",
-                reseller_id=f"{slug(name)}-{number:03d}", name=name, departements=tuple(covered),
-                categories=tuple(self._rng.sample(sorted(CATEGORIES), self._rng.randint(1, 4))),
-                capacity=self._rng.randint(5, 60), weight=self._rng.randint(1, 5), status=status))
+        """The reseller profiles (connectors/synthetic/resellers.py)."""
+        out: list[EventModel] = [*profiles(self._rng, self._reseller_count, self._clock(),
+                                           self._uuid)]
         self.expected.events += len(out)
         return out
 

@@ -13,7 +13,7 @@ import orjson
 
 from hub.ids import derive
 from services.passport.events import millis
-from services.passport.rules import Lead, Offer, Parked, Passport, Profile, Score
+from services.passport.rules import Lead, Offer, Parked, Passport, Profile, Score, Withdrawal
 
 SOURCE = "passport"
 
@@ -123,4 +123,17 @@ def lead_requested(lead: Lead) -> dict[str, Any]:
         "category": lead.category,
         "naf": lead.naf,
         "contact_email": lead.contact_email,
+    }
+
+
+def lead_withdrawn(gone: Withdrawal) -> dict[str, Any]:
+    """The ``LeadWithdrawn`` datum of a withdrawal: routing cancels the lead for good."""
+    return {
+        "event_id": gone.event_id,
+        "occurred_at": gone.occurred_at,
+        "source": SOURCE,
+        "schema_version": 1,
+        "lead_id": gone.lead_id,
+        "siren": gone.siren,
+        "reason": gone.reason,
     }

@@ -105,6 +105,9 @@ class PassportProcessor:
                                       outputs.lead_requested(lead)))
                 self.log.debug("lead.requested", siren=lead.siren, lead_id=lead.lead_id,
                                category=lead.category)
+            for gone in outcome.withdrawals:
+                leads.append(Outbound(catalog.LEAD_REQUESTS, gone.lead_id, "LeadWithdrawn",
+                                      outputs.lead_withdrawn(gone)))
         rejected.extend(self._sweep(state, touched, set(offsets)))
         for partition, positions in offsets.items():
             state.put(OFFSETS_NS, str(partition), positions, partition=partition)

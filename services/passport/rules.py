@@ -185,11 +185,25 @@ class Passport:
 
 
 @frozen
+class Withdrawal:
+    """A requested lead routing must cancel: the business withdrew consent or was erased
+    (becomes a ``LeadWithdrawn``)."""
+
+    lead_id: str
+    event_id: str
+    occurred_at: int
+    siren: str
+    reason: str
+    """consent_withdrawn | erased."""
+
+
+@frozen
 class Outcome:
-    """The state after one event, and the leads it asks for."""
+    """The state after one event, the leads it asks for, and those it withdraws."""
 
     passport: Passport
     leads: tuple[Lead, ...] = ()
+    withdrawals: tuple[Withdrawal, ...] = ()
 
 
 def apply(passport: Passport, event: Event, datum: Mapping[str, Any]) -> Outcome:
@@ -232,6 +246,7 @@ def _enrol(passport: Passport, event: Enrolled) -> Outcome:
     waiting = sorted(passport.parked, key=lambda p: (p.occurred_at, p.event_id))
     passport = _applied(passport, event, profile=profile, parked=())
     leads: list[Lead] = []
+    withdrawals: list[Withdrawal] = []
     for parked in waiting:
         # Parsed with the same code when parked, so this parses (unless the
         # catalogue lost a module or category since: then InvalidEventError, and the
@@ -240,8 +255,9 @@ def _enrol(passport: Passport, event: Enrolled) -> Outcome:
         outcome = _apply_enrolled(passport, profile, waiting_event)
         passport = outcome.passport
         leads.extend(outcome.leads)
+        withdrawals.extend(outcome.withdrawals)
     judged = _rejudge(passport, profile)
-    return Outcome(judged.passport, (*leads, *judged.leads))
+    return Outcome(judged.passport, (*leads, *judged.leads), tuple(withdrawals))
 
 
 def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outcome:
@@ -253,10 +269,12 @@ def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outco
         return _rejudge(_applied(passport, event, modules=modules), profile)
     if isinstance(event, ConsentOff):
         return Outcome(_applied(passport, event, consent_withdrawn=True,
-                                profile=replace(profile, consent=False)))
+                                profile=replace(profile, consent=False)),
+                       withdrawals=_withdrawals(passport, event, "consent_withdrawn"))
     if isinstance(event, Erasure):
         return Outcome(_applied(passport, event, erased=True, consent_withdrawn=True,
-                                profile=replace(profile, contact_email=None, consent=False)))
+                                profile=replace(profile, contact_email=None, consent=False)),
+                       withdrawals=_withdrawals(passport, event, "erased"))
     if isinstance(event, Feedback):
         score = Score(event.event_id, event.module_id, event.trainer_org, event.delegation,
                       event.score)
@@ -267,6 +285,14 @@ def _apply_enrolled(passport: Passport, profile: Profile, event: Event) -> Outco
         offers = tuple(sorted((*passport.offers, offer), key=lambda o: (o.occurred_at, o.event_id)))
         return _rejudge(_applied(passport, event, offers=offers), profile)
     return Outcome(_applied(passport, event))  # attendance: recorded, counts for nothing
+
+
+def _withdrawals(passport: Passport, event: Event, reason: str) -> tuple[Withdrawal, ...]:
+    """Every lead the passport requested, to cancel (routing ignores those already closed)."""
+    return tuple(Withdrawal(offer.lead_id, derive(event.event_id, f"withdraw/{offer.lead_id}"),
+                            event.occurred_at, passport.siren, reason)
+                 for offer in passport.offers
+                 if offer.decision == "lead_requested" and offer.lead_id is not None)
 
 
 def _rejudge(passport: Passport, profile: Profile) -> Outcome:

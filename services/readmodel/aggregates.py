@@ -1,4 +1,4 @@
-"""The programme figures' rules (pure): what one passport snapshot contributes to each counter.
+"""The programme figures' rules (pure): what a passport snapshot or a lead adds to each counter.
 
 The read model keeps every figure of ``GET /v1/stats`` as an integer counter
 keyed by (dimension, key, metric). A snapshot contributes a set of +1s (and
@@ -19,6 +19,8 @@ The rules:
   passport);
 * each distinct module a business completed counts that business once for
   the module (training facts count whatever the enrolment state);
+* a lead counts once in its current status (``lead_contributions``), and each
+  change of a lead applied counts once for good (``lead_change_counts``);
 * each feedback entry (distinct by event id, score within 1-5) adds its score
   and one response to its module, to its trainer organisation and to its
   delegation, the latter two when named.
@@ -44,6 +46,9 @@ MODULE = "module"
 FEEDBACK_MODULE = "feedback_module"
 FEEDBACK_TRAINER = "feedback_trainer_org"
 FEEDBACK_DELEGATION = "feedback_delegation"
+LEAD_STATUS = "lead_status"
+LEAD_CHANGE = "lead_change"
+LEAD_REJECTION = "lead_rejection"
 
 # Metrics.
 ENROLLED = "enrolled"
@@ -52,6 +57,9 @@ AWAITING = "awaiting_enrolment"
 BUSINESSES = "businesses"
 SCORE_SUM = "score_sum"
 RESPONSES = "responses"
+LEADS = "leads"
+CHANGES = "changes"
+SLA_BREACHES = "sla_breaches"
 
 #: The key of the national dimension (there is one nation).
 ALL = ""
@@ -92,6 +100,32 @@ def contributions(datum: Mapping[str, Any]) -> Contribution:
             if key:
                 out[dimension, str(key), SCORE_SUM] += score
                 out[dimension, str(key), RESPONSES] += 1
+    return dict(out)
+
+
+def lead_contributions(view: Mapping[str, Any]) -> Contribution:
+    """What a lead's latest view adds to the counters: one lead in its status.
+
+    Replaced like a passport's contribution when the lead changes, so the
+    counters hold the leads by their status now.
+    """
+    return {(LEAD_STATUS, str(view["status"]), LEADS): 1}
+
+
+def lead_change_counts(datum: Mapping[str, Any]) -> Contribution:
+    """What one applied lead change adds for good: its kind, an SLA breach, a rejection's reason.
+
+    These count changes, not leads: they only ever add up. Each change is applied
+    once (its event id and its version are checked first), so a rebuild from the
+    topic arrives at the same figures.
+    """
+    out: Counter[Key] = Counter()
+    kind = str(datum.get("change", "assigned"))
+    out[LEAD_CHANGE, kind, CHANGES] += 1
+    if datum.get("sla_breached"):
+        out[LEAD_CHANGE, ALL, SLA_BREACHES] += 1
+    if kind == "rejected" and datum.get("reason"):
+        out[LEAD_REJECTION, str(datum["reason"]), CHANGES] += 1
     return dict(out)
 
 

@@ -108,6 +108,10 @@ class ReadModel:
         """The leads a reseller holds, most recent first (``limit`` capped at 1000)."""
         return self._queries.leads_for(reseller_id, limit)
 
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        """A lead's full view, trace and history included (``Queries.lead``), or None."""
+        return self._queries.lead(lead_id)
+
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
         return self._queries.lead_holder(lead_id)

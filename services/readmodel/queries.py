@@ -53,6 +53,25 @@ class Queries:
                 "ORDER BY assigned_at DESC, lead_id DESC LIMIT ?", (reseller_id, limit)).fetchall()
         return [_loads(json_text) for (json_text,) in rows]
 
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        """A lead's full view (``views.lead``), or None if unknown.
+
+        A duplicate request's id resolves to the open lead it duplicates, with
+        ``requested_as`` naming the id asked for (the duplicate's own row when
+        that lead is not known here).
+        """
+        with self._connect() as conn:
+            row = conn.execute("SELECT json, duplicate_of FROM leads WHERE lead_id = ?",
+                               (lead_id,)).fetchone()
+            if row is None:
+                return None
+            if row[1] is not None:
+                target = conn.execute("SELECT json FROM leads WHERE lead_id = ?",
+                                      (row[1],)).fetchone()
+                if target is not None:
+                    return {**_loads(target[0]), "requested_as": lead_id}
+        return _loads(row[0])
+
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
         with self._connect() as conn:
@@ -96,14 +115,15 @@ class Queries:
         return stats.document(counters)
 
     def counts(self) -> dict[str, int]:
-        """Programme figures: businesses, passports issued, leads assigned and unassigned."""
+        """Programme figures: businesses, passports issued, leads assigned and waiting (queued)."""
         with self._connect() as conn:
             businesses, issued = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(state = 'passport_issued'), 0) FROM passports"
             ).fetchone()
+            # v1 said unassigned where v2 queues the lead: both wait for a reseller.
             assigned, unassigned = conn.execute(
                 "SELECT COALESCE(SUM(status = 'assigned'), 0), "
-                "COALESCE(SUM(status = 'unassigned'), 0) FROM leads").fetchone()
+                "COALESCE(SUM(status IN ('unassigned', 'queued')), 0) FROM leads").fetchone()
         return {"passports_issued": int(issued), "businesses": int(businesses),
                 "leads_assigned": int(assigned), "leads_unassigned": int(unassigned)}
 

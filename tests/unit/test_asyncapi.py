@@ -166,8 +166,9 @@ def test_document_returns_a_fresh_copy() -> None:
     assert REGISTRY.current("BusinessEnrolled").raw["fields"]
 
 
-@pytest.mark.parametrize("record", ["BusinessEnrolled", "ResellerProfile"])
-def test_payload_is_the_v2_schema(record: str) -> None:
+@pytest.mark.parametrize(("record", "version"), [("BusinessEnrolled", 2), ("ResellerProfile", 3),
+                                                 ("LeadAssigned", 2)])
+def test_payload_is_the_current_schema(record: str, version: int) -> None:
     schema = DOC["components"]["messages"][record]["payload"]["schema"]
-    assert schema == REGISTRY.version(record, 2).raw
-    assert len(DOC["components"]["messages"][record]["x-avro-fingerprints"]) == 2
+    assert schema == REGISTRY.version(record, version).raw
+    assert len(DOC["components"]["messages"][record]["x-avro-fingerprints"]) == version

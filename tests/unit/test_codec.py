@@ -50,6 +50,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "departements": ["78", "92"], "categories": ["security", "broadband"],
         "capacity": 25, "weight": 3, "status": "paused", "delivery": "webhook",
         "webhook_url": "https://crm.infogerance-78.fr/hooks", "contact_email": None,
+        "absences": [{"start": "2026-12-21", "end": "2027-01-03"}],
     },
     "LeadAnswered": {
         **ENVELOPE, "lead_id": "lead-1", "reseller_id": "infogerance-78",
@@ -82,6 +83,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "departement": "78", "region": "11", "status": "assigned", "reseller_id": "web-78",
         "rule": "departement", "candidates": ["web-78", "shop-92"],
         "business_name": "Boulangerie Martin", "contact_email": None,
+        "change": "reassigned", "version": 3, "previous_reseller_id": None, "reason": None,
+        "hops": 2, "excluded_resellers": ["old-78"], "requested_at": ENVELOPE["occurred_at"],
+        "assigned_at": ENVELOPE["occurred_at"], "deadline_at": None, "sla_breached": False,
+        "duplicate_of": None,
+        "decision": {
+            "rule": "departement", "scope": "78", "winner": "web-78",
+            "candidates": [
+                {"reseller_id": "web-78", "weight": 2, "share": 0.5, "entitlement": 4.5,
+                 "received": 3, "deficit": 1.5, "open": 1, "capacity": 10},
+                {"reseller_id": "shop-92", "weight": 2, "share": 0.5, "entitlement": 2.5,
+                 "received": 2, "deficit": 0.5, "open": 0, "capacity": 5},
+            ],
+            "excluded": [{"reseller_id": "old-78", "reason": "seen_before"}],
+        },
+        "input_offsets": {"pn.lead-requests.v1/0": 12, "pn.lead-responses.v1/0": 3},
+    },
+    "LeadWithdrawn": {
+        **ENVELOPE, "lead_id": "lead-1", "siren": "732829320", "reason": "erased",
     },
 }
 
@@ -389,11 +408,13 @@ def test_registry_refuses_bad_schema_files(
 
 def test_registry_lookups(codec: Codec) -> None:
     registry = codec.registry
-    current = registry.current("LeadAssigned")
+    current = registry.current("LeadRequested")
     assert registry.by_fingerprint(current.fingerprint) is current
-    assert registry.version("LeadAssigned", 1) is current
-    assert len(registry.records()) == 12
-    assert len(registry.schemas()) == 15  # BusinessEnrolled, ResellerProfile, PassportSnapshot: v2
+    assert registry.version("LeadRequested", 1) is current
+    assert registry.current("LeadAssigned") is registry.version("LeadAssigned", 2)
+    assert len(registry.records()) == 13
+    # BusinessEnrolled, PassportSnapshot, LeadAssigned: v2; ResellerProfile: v3
+    assert len(registry.schemas()) == 18
     with pytest.raises(UnknownSchemaError):
         registry.current("Nope")
     with pytest.raises(UnknownSchemaError):

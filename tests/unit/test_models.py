@@ -73,6 +73,7 @@ EVENTS: dict[str, dict[str, Any]] = {
         "categories": ["security", "broadband"], "capacity": 25, "weight": 3,
         "delivery": "webhook", "webhook_url": "https://crm.infogerance-78.fr/hooks",
         "contact_email": "leads@infogerance-78.fr",
+        "absences": [{"start": "2026-12-21", "end": "2027-01-02"}],
     },
     "lead_answered": {
         "type": "lead_answered", **ENVELOPE, "lead_id": "3b0e6f52-8d6c-5f1e-9a47-0c1d2e3f4a5b",
@@ -142,8 +143,9 @@ def test_to_avro_is_the_codec_datum() -> None:
     assert "type" not in datum
     assert datum["event_id"] == str(model.event_id)
     assert isinstance(datum["event_id"], str)
-    assert datum["schema_version"] == 2
+    assert datum["schema_version"] == 3
     assert datum["departements"] == ["78", "92", "2A"]
+    assert datum["absences"] == [{"start": "2026-12-21", "end": "2027-01-02"}]
     assert datum["occurred_at"] == datetime(2026, 11, 26, 9, 0, 0, 123000, tzinfo=UTC)
 
 
@@ -173,6 +175,40 @@ def test_reseller_lists_keep_first_occurrences_in_order() -> None:
     assert model.departements == ("92", "78")
     assert model.categories == ("broadband", "security")
     assert (model.status, model.capacity, model.weight) == ("active", 25, 3)
+
+
+def test_reseller_absences_are_iso_date_ranges() -> None:
+    model = parse_event({**EVENTS["reseller_profile"], "absences": [
+        {"start": "2026-12-24", "end": "2026-12-24"}, {"start": "2027-02-01", "end": "2027-02-14"},
+    ]}, now=NOW_AT)
+    assert isinstance(model, ResellerProfile)
+    assert model.absences == ({"start": "2026-12-24", "end": "2026-12-24"},
+                              {"start": "2027-02-01", "end": "2027-02-14"})
+    codec = Codec.default()
+    decoded = codec.decode(codec.encode(model.RECORD, model.to_avro()))
+    assert decoded.datum["absences"][1] == {"start": "2027-02-01", "end": "2027-02-14"}
+    assert ResellerProfile.from_avro(decoded.datum) == model
+    # The Publisher writes the model's own field values: they make the same record.
+    own = {name: value for name, value in model.__dict__.items() if name != "type"}
+    assert codec.encode_trusted(model.RECORD, own) == codec.encode(model.RECORD, model.to_avro())
+    no_absence = {k: v for k, v in EVENTS["reseller_profile"].items() if k != "absences"}
+    assert parse_event(no_absence, now=NOW_AT).to_avro()["absences"] == []
+
+
+@pytest.mark.parametrize(
+    ("absence", "message"),
+    [
+        ({"start": "2026-12-24", "end": "2026-12-23"}, "ends (2026-12-23) before it starts"),
+        ({"start": "2026-02-30", "end": "2026-03-02"}, "ISO dates"),
+        ({"start": "24/12/2026", "end": "2026-12-25"}, "ISO dates"),
+        ({"start": "2026-12-24"}, "end"),
+        ({"start": "2026-12-24", "end": "2026-12-25", "note": "Noël"}, "note"),
+    ],
+)
+def test_a_bad_absence_is_refused(absence: dict[str, str], message: str) -> None:
+    error = reject("reseller_profile", absences=[absence])
+    assert message in str(error)
+    assert all(loc[:3] == ("reseller_profile", "absences", 0) for loc in locs(error))
 
 
 def test_event_id_is_generated_when_absent_and_kept_when_given() -> None:

@@ -44,6 +44,7 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("reseller_id", "string"), ("name", "string"), ("departements", "array"),
         ("categories", "array"), ("capacity", "int"), ("weight", "int"), ("status", "string"),
         ("delivery", "string"), ("webhook_url", OPT), ("contact_email", OPT),
+        ("absences", "array"),
     ],
     "LeadAnswered": [
         ("lead_id", "string"), ("reseller_id", "string"), ("answer", "string"), ("reason", OPT),
@@ -68,11 +69,20 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("departement", "string"), ("region", "string"), ("status", "string"),
         ("reseller_id", OPT), ("rule", "string"), ("candidates", "array"),
         ("business_name", "string"), ("contact_email", OPT),
+        ("change", "string"), ("version", "int"), ("previous_reseller_id", OPT),
+        ("reason", OPT), ("hops", "int"), ("excluded_resellers", "array"),
+        ("requested_at", OPT), ("assigned_at", OPT), ("deadline_at", OPT),
+        ("sla_breached", "boolean"), ("duplicate_of", OPT), ("decision", OPT),
+        ("input_offsets", "map"),
     ],
+    "LeadWithdrawn": [("lead_id", "string"), ("siren", "string"), ("reason", "string")],
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "ResellerProfile": {"capacity": 10, "weight": 1, "status": "active", "delivery": "pull"},
+    "ResellerProfile": {"capacity": 10, "weight": 1, "status": "active", "delivery": "pull",
+                        "absences": []},
+    "LeadAssigned": {"change": "assigned", "version": 1, "hops": 0, "excluded_resellers": [],
+                     "sla_breached": False, "input_offsets": {}},
     "TrainingSessionAttended": {"attended": True},
     "PassportSnapshot": {
         "consent_share_with_resellers": False, "offer_requests": 0, "leads_requested": 0,
@@ -161,9 +171,10 @@ def test_every_version_reads_every_other_version(record: str) -> None:
     assert incompatibilities(REGISTRY, record) == []
 
 
-@pytest.mark.parametrize("record", ["BusinessEnrolled", "ResellerProfile"])
-def test_the_records_with_a_v2_are_covered(record: str) -> None:
-    assert REGISTRY.current_version(record) == 2
+@pytest.mark.parametrize(("record", "version"), [("BusinessEnrolled", 2), ("ResellerProfile", 3),
+                                                 ("LeadAssigned", 2)])
+def test_the_records_with_several_versions_are_covered(record: str, version: int) -> None:
+    assert REGISTRY.current_version(record) == version
 
 
 @pytest.mark.parametrize("record", sorted(FIELDS))
