@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,68 +36,12 @@ from schemas import catalog
 from schemas.models import EventModel
 from services.passport import events, outputs, persist, rules
 from services.passport.rules import Passport
+from tests.integration.processes import Service, services
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 KILLS = int(os.environ.get("PASSPORT_HUB_CRASH_KILLS", "20"))
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-class Service:
-    """One ``python -m services.passport`` child; knows when it has its partitions."""
-
-    def __init__(self, settings: Settings, data_dir: Path, group_prefix: str) -> None:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
-               "PASSPORT_HUB_TOPIC_PREFIX": settings.topic_prefix,
-               "PASSPORT_HUB_GROUP_PREFIX": group_prefix,
-               "PASSPORT_HUB_DATA_DIR": str(data_dir),
-               "PASSPORT_HUB_LOG_FORMAT": "json", "PASSPORT_HUB_LOG_LEVEL": "info"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.passport"], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        self.assigned = threading.Event()
-        self.restored = 0
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if '"partitions.assigned"' in line and '"partitions": []' not in line:
-                self.assigned.set()
-            if '"partition.restored"' in line:
-                self.restored += 1
-
-    def kill(self) -> None:
-        self.process.kill()
-        self._reap()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self._reap()
-
-    def _reap(self) -> None:
-        self.process.wait(timeout=30)
-        self._reader.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-@contextmanager
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    try:
-        yield started
-    finally:
-        for service in started:
-            service.stop()
 
 
 def _traffic(businesses: int, seed: int) -> list[EventModel]:
