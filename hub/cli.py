@@ -17,7 +17,7 @@ from hub.components import COMPONENTS, CORE
 from hub.config import Settings
 from hub.errors import HubError
 from hub.monitor import FlowMonitor
-from hub.stack import DEV_API_KEY, Stack, StatusLine
+from hub.stack import DEMO_CLOCK_SPEED, DEV_API_KEY, Stack, StatusLine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,23 +40,42 @@ def _parser() -> argparse.ArgumentParser:
                                   "(FILE… or --watch DIR; see `ingest --help`)", add_help=False)
     sub.add_parser("dlq", help="list, show and redrive dead letters (see `dlq --help`)",
                    add_help=False)
+    routing = sub.add_parser("routing", help="lead routing tools (`routing simulate --help`)")
+    tools = routing.add_subparsers(dest="tool", required=True)
+    tools.add_parser("simulate", help="replay leads over a reseller table and a policy: what "
+                                      "if (see `routing simulate --help`)", add_help=False)
     return parser
 
 
-#: Commands that are a connector's own command line, as (module, its leading arguments):
-#: ``passport-hub ingest X`` runs ``python -m connectors.file_drop ingest X``,
-#: ``passport-hub dlq list`` runs ``python -m connectors.dlq list`` (by name: hub
-#: imports no connector).
-DELEGATED: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ingest": ("connectors.file_drop", ("ingest",)),
-    "dlq": ("connectors.dlq", ()),
+#: Commands that are another module's own command line, by their leading words, as
+#: (module, its leading arguments): ``passport-hub ingest X`` runs ``python -m
+#: connectors.file_drop ingest X``, ``passport-hub dlq list`` runs ``python -m
+#: connectors.dlq list``, ``passport-hub routing simulate X`` runs ``python -m
+#: services.routing.simulate X`` (by name: hub imports no connector nor service).
+DELEGATED: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {
+    ("ingest",): ("connectors.file_drop", ("ingest",)),
+    ("dlq",): ("connectors.dlq", ()),
+    ("routing", "simulate"): ("services.routing.simulate", ()),
 }
+
+
+def delegated(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """The module a command line is handed to, and its arguments (None: not delegated)."""
+    for words, (module, leading) in DELEGATED.items():
+        if tuple(argv[:len(words)]) == words:
+            return module, [*leading, *argv[len(words):]]
+    return None
 
 
 def _delegate(module: str, argv: Sequence[str]) -> int:
     saved, sys.argv = sys.argv, [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except ImportError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        print(f"passport-hub: {module} is not installed here ({exc})", file=sys.stderr)
+        return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
@@ -66,9 +85,8 @@ def _delegate(module: str, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        module, leading = DELEGATED[argv[0]]
-        return _delegate(module, [*leading, *argv[1:]])
+    if (target := delegated(argv)) is not None:
+        return _delegate(*target)
     args = _parser().parse_args(argv)
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="cli")
@@ -88,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _up(settings: Settings, *, demo: bool, rate: int) -> int:
-    with Stack(settings, quiet_children=demo) as stack:
+    # The demo's router runs on simulated time, so that leads expire while one watches.
+    with Stack(settings, quiet_children=demo,
+               clock_speed=DEMO_CLOCK_SPEED if demo else None) as stack:
         stack.handle_signals()
         assert stack.supervisor is not None
         for name in CORE:
@@ -148,16 +168,18 @@ def _demo(settings: Settings, *, businesses: int, timeout_s: float) -> int:
             counts = monitor.refresh(timeout_ms=500)
             stack.supervisor.watch()
             status.show(counts.line())
-            if counts.passports >= want_passports and \
-                    counts.leads_assigned + counts.leads_unassigned >= want_leads:
+            # Every lead request yields at least one change under its own lead id (a
+            # duplicate request a "duplicate" one): distinct lead ids are the requests.
+            if counts.passports >= want_passports and counts.lead_count >= want_leads:
                 break
         monitor.close()
-        routed = counts.leads_assigned + counts.leads_unassigned
+        routed = counts.lead_count
         ok = counts.passports == want_passports and routed == want_leads
         status.show(f"demo {'done' if ok else 'INCOMPLETE'}: {counts.businesses} businesses, "
                     f"{counts.passports}/{want_passports} passports issued, "
                     f"{counts.leads_assigned} leads routed to resellers + "
-                    f"{counts.leads_unassigned} unassigned ({routed}/{want_leads} expected)",
+                    f"{counts.leads_unassigned} queued or duplicate "
+                    f"({routed}/{want_leads} expected)",
                     final=True)
         return 0 if ok else 1
 

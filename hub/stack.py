@@ -24,15 +24,22 @@ from hub.supervisor import Supervisor
 
 #: The API key of a stack on the embedded broker (dev, demo): printed, so never a secret.
 DEV_API_KEY = "dev-local-key"
+#: How fast the demo's router clock runs: 2 business days (48 h) pass in a minute of
+#: wall time (up to two over a weekend), so leads expire and move on while one watches.
+DEMO_CLOCK_SPEED = 2880.0
 
 
 class Stack:
     """Broker + topics + supervised components, started and stopped in order."""
 
-    def __init__(self, settings: Settings, *, quiet_children: bool) -> None:
+    def __init__(self, settings: Settings, *, quiet_children: bool,
+                 clock_speed: float | None = None) -> None:
+        """``clock_speed``: run the routers' clock that much faster (a demo), from now,
+        unless the settings chose a speed or an origin themselves."""
         self.log = logs.get().bind(stack=True)
         self._requested = settings
         self._quiet = quiet_children
+        self._clock_speed = clock_speed
         self.broker: EmbeddedBroker | None = None
         self.settings = settings
         self.supervisor: Supervisor | None = None
@@ -53,6 +60,8 @@ class Stack:
             # A dev or demo stack: newcomers' curl works with a known key. A stack on a
             # configured broker, or one given keys, gets no such key.
             overrides["dev_api_key"] = SecretStr(DEV_API_KEY)
+        if self._clock_speed is not None:
+            overrides |= clock_overrides(base, self._clock_speed, time.time_ns() // 1_000_000)
         self.settings = base.model_copy(update=overrides)
         kafka.ensure_topics(self.settings)
         log_dir = None
@@ -63,9 +72,12 @@ class Stack:
         return self
 
     def child_env(self) -> dict[str, str]:
-        """What every child needs to find the same broker, topics and data."""
+        """What every child needs to find the same broker, topics, data and time."""
         s = self.settings
         assert s.kafka_bootstrap_servers is not None
+        clock = {"PASSPORT_HUB_ROUTING_CLOCK_SPEED": repr(s.routing_clock_speed)}
+        if s.routing_clock_origin_ms is not None:
+            clock["PASSPORT_HUB_ROUTING_CLOCK_ORIGIN_MS"] = str(s.routing_clock_origin_ms)
         return {
             "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
             "PASSPORT_HUB_TOPIC_PREFIX": s.topic_prefix,
@@ -75,6 +87,7 @@ class Stack:
             "PASSPORT_HUB_API_PORT": str(s.api_port),
             "PASSPORT_HUB_LOG_FORMAT": "json" if self._quiet else s.log_format,
             **({"PASSPORT_HUB_DEV_API_KEY": key} if (key := self.dev_api_key) else {}),
+            **clock,
         }
 
     @property
@@ -99,6 +112,19 @@ class Stack:
         if self.broker is not None:
             self.broker.stop()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def clock_overrides(settings: Settings, speed: float, now_ms: int) -> dict[str, object]:
+    """Settings for routers on a clock ``speed`` times as fast from ``now_ms``, where the
+    user chose neither (environment or env file). The origin is fixed once per stack:
+    a restarted router must keep the time."""
+    chosen = settings.model_fields_set
+    out: dict[str, object] = {}
+    if "routing_clock_speed" not in chosen:
+        out["routing_clock_speed"] = speed
+    if "routing_clock_origin_ms" not in chosen:
+        out["routing_clock_origin_ms"] = now_ms
+    return out
 
 
 class StatusLine:

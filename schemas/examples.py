@@ -70,6 +70,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "capacity": 25, "weight": 3, "status": "active", "delivery": "webhook",
         "webhook_url": "https://crm.infogerance-78.fr/hooks/passeport",
         "contact_email": "leads@infogerance-78.fr",
+        "absences": [{"start": "2026-12-21", "end": "2027-01-02"}],
     },
     "lead_answered": {
         "type": "lead_answered",

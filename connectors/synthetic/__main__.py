@@ -2,7 +2,10 @@
 
 Finite (``--businesses N``): publish N businesses, then print ONE JSON line on
 stdout with what the hub must produce from them, and exit 0. Forever
-(``--forever``): publish at ``--rate`` events per second until SIGTERM/SIGINT.
+(``--forever``): publish at ``--rate`` events per second until SIGTERM/SIGINT,
+and answer the leads as the resellers' CRMs would (connectors/synthetic/crm.py;
+``--answer-leads`` / ``--no-answer-leads`` choose, in either mode: a finite run
+that answers keeps answering after its result line, until SIGTERM).
 Logs go to stderr; stdout carries only the result line.
 """
 
@@ -17,8 +20,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from connectors.publish import Publisher
+from connectors.synthetic import crm
 from connectors.synthetic.generator import Synthetic
 from connectors.synthetic.holdback import Holdback
+from connectors.synthetic.resellers import DEFAULT_RESELLERS
 from hub import kafka, logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, HubError
@@ -40,7 +45,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, metavar="EVENTS_PER_S",
                         help="events per second (default: 50 with --forever, unbounded otherwise)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the clock)")
-    parser.add_argument("--resellers", type=int, default=60, help="reseller profiles to publish")
+    parser.add_argument("--resellers", type=int, default=DEFAULT_RESELLERS,
+                        help=f"reseller profiles to publish (default {DEFAULT_RESELLERS})")
+    parser.add_argument("--answer-leads", action=argparse.BooleanOptionalAction, default=None,
+                        help="answer the routed leads as the resellers would "
+                             "(default: with --forever only)")
     parser.add_argument("--offer-delay", type=float, default=3.0, metavar="SECONDS",
                         help="hold offer requests back this long after the training (default 3)")
     args = parser.parse_args(argv)
@@ -48,6 +57,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--businesses must be >= 0")
     if args.forever and args.rate is None:
         args.rate = 50.0
+    if args.answer_leads is None:
+        args.answer_leads = args.forever
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be > 0")
     if args.offer_delay < 0:
@@ -84,9 +95,9 @@ def _publish(publisher: Publisher, chunk: list[EventModel], stop: threading.Even
             stop.wait(min(2.0**attempt, 10.0))
 
 
-def run(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> dict[str, int]:
+def run(settings: Settings, args: argparse.Namespace, stop: threading.Event, *,
+        seed: int) -> dict[str, int]:
     """Publish the traffic the arguments ask for; return the expectations of what was sent."""
-    seed = args.seed if args.seed is not None else time.time_ns()
     source = Synthetic(seed=seed, clock=lambda: datetime.now(UTC), resellers=args.resellers)
     log = logs.get().bind(seed=seed)
     size = _CHUNK if args.rate is None else max(1, min(_CHUNK, int(args.rate / 10)))
@@ -128,17 +139,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="synthetic")
     stop = threading.Event()
     install_stop_handlers(stop.set)
+    seed = args.seed if args.seed is not None else time.time_ns()
+    answering: list[BaseException] = []
+    crm_thread = None
     try:
         kafka.ensure_topics(settings)
-        result = run(settings, args, stop)
+        if args.answer_leads:
+            crm_thread = threading.Thread(target=_answer, args=(settings, seed, stop, answering),
+                                          name="crm", daemon=True)
+            crm_thread.start()
+        result = run(settings, args, stop, seed=seed)
     except HubError as exc:
         logs.get().error("synthetic.failed", error=str(exc))
+        stop.set()
         return 2
     if not args.forever and stop.is_set():
         # Interrupted: the counts describe a partial run, so they are no result.
         return 1
     print(json.dumps(result), flush=True)
-    return 0
+    if crm_thread is not None:
+        crm_thread.join()  # until SIGTERM/SIGINT (or the CRM fails)
+    return 2 if answering else 0
+
+
+def _answer(settings: Settings, seed: int, stop: threading.Event,
+            failed: list[BaseException]) -> None:
+    """The CRM thread: answer until stopped; a failure stops the whole process (restarted)."""
+    try:
+        crm.run(settings, seed, stop)
+    except HubError as exc:
+        logs.get().error("crm.failed", error=str(exc))
+        failed.append(exc)
+        stop.set()
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def _absences(rng: random.Random, today: date) -> tuple[ResellerAbsence, ...]:
     if rng.random() >= _ABSENT_RATE:
         return ()
     start = today + timedelta(days=rng.randint(-3, 2))
-    return (ResellerAbsence(start=start, end=start + timedelta(days=rng.randint(1, 6))),)
+    end = start + timedelta(days=rng.randint(1, 6))
+    return (ResellerAbsence(start=start.isoformat(), end=end.isoformat()),)
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[_T, int], ...]) -> _T:

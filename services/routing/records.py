@@ -8,7 +8,7 @@ Times are epoch milliseconds throughout (the loop decodes with ``millis``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from hub.ids import derive
@@ -55,8 +55,12 @@ def datum(change: Change, input_offsets: Mapping[str, int]) -> dict[str, Any]:
         "duplicate_of": change.duplicate_of,
         "decision": None if decision is None else {
             "rule": decision.rule, "scope": decision.scope, "winner": decision.winner,
-            "candidates": [{**asdict(c), "deficit": c.deficit} for c in decision.candidates],
-            "excluded": [asdict(e) for e in decision.excluded],
+            "candidates": [{"reseller_id": c.reseller_id, "weight": c.weight, "share": c.share,
+                            "entitlement": c.entitlement, "received": c.received,
+                            "deficit": c.deficit, "open": c.open, "capacity": c.capacity}
+                           for c in decision.candidates],
+            "excluded": [{"reseller_id": e.reseller_id, "reason": e.reason}
+                         for e in decision.excluded],
         },
         "input_offsets": dict(input_offsets),
     }
@@ -100,14 +104,20 @@ def answer_of(value: Mapping[str, Any]) -> Answer:
                   value.get("reason"))
 
 
-def lead_json(lead: Lead) -> dict[str, Any]:
+#: A lead's fields, in order: the store keeps a lead as the list of their values
+#: (``dataclasses.asdict`` cost ~240 µs a lead; this ~2).
+_LEAD_FIELDS = tuple(f.name for f in fields(Lead))
+
+
+def lead_json(lead: Lead) -> list[Any]:
     """A lead as the store keeps it."""
-    return asdict(lead)
+    return [getattr(lead, name) for name in _LEAD_FIELDS]
 
 
-def lead_of_json(value: Mapping[str, Any]) -> Lead:
-    return Lead(**{**value, "excluded": tuple(value["excluded"]),
-                   "candidates": tuple(value["candidates"])})
+def lead_of_json(value: list[Any]) -> Lead:
+    row = dict(zip(_LEAD_FIELDS, value, strict=True))
+    return Lead(**{**row, "excluded": tuple(row["excluded"]),
+                   "candidates": tuple(row["candidates"])})
 
 
 def standing_json(standing: Standing) -> list[float]:

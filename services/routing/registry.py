@@ -112,6 +112,8 @@ class Registry(Mapping[str, Reseller]):
     _by_id: dict[str, Reseller] = field(default_factory=dict)
     _by_departement: dict[str, set[str]] = field(default_factory=dict)
     _by_region: dict[str, set[str]] = field(default_factory=dict)
+    _sorted: dict[tuple[str, str], list[Reseller]] = field(default_factory=dict)
+    """("d"|"r", code) -> its resellers by id: built on first use, dropped on a change."""
 
     @classmethod
     def of(cls, resellers: Iterable[Reseller]) -> Registry:
@@ -123,6 +125,7 @@ class Registry(Mapping[str, Reseller]):
     def put(self, reseller: Reseller) -> None:
         """Add or replace a reseller's profile (its indices follow)."""
         self.remove(reseller.reseller_id)
+        self._sorted.clear()  # profiles change rarely: every list is built again on use
         self._by_id[reseller.reseller_id] = reseller
         for departement in reseller.departements:
             self._by_departement.setdefault(departement, set()).add(reseller.reseller_id)
@@ -133,18 +136,26 @@ class Registry(Mapping[str, Reseller]):
         old = self._by_id.pop(reseller_id, None)
         if old is None:
             return
+        self._sorted.clear()
         for departement in old.departements:
             self._by_departement[departement].discard(reseller_id)
         for region in old.regions:
             self._by_region[region].discard(reseller_id)
 
     def covering(self, departement: str) -> list[Reseller]:
-        """The resellers covering a département, by id."""
-        return [self._by_id[i] for i in sorted(self._by_departement.get(departement, ()))]
+        """The resellers covering a département, by id (do not modify the list)."""
+        return self._listed("d", departement, self._by_departement)
 
     def in_region(self, region: str) -> list[Reseller]:
-        """The resellers covering any département of a région, by id."""
-        return [self._by_id[i] for i in sorted(self._by_region.get(region, ()))]
+        """The resellers covering any département of a région, by id (do not modify)."""
+        return self._listed("r", region, self._by_region)
+
+    def _listed(self, kind: str, code: str, index: dict[str, set[str]]) -> list[Reseller]:
+        listed = self._sorted.get((kind, code))
+        if listed is None:
+            listed = self._sorted[kind, code] = [self._by_id[i]
+                                                 for i in sorted(index.get(code, ()))]
+        return listed
 
     def __getitem__(self, reseller_id: str) -> Reseller:
         return self._by_id[reseller_id]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,12 +27,13 @@ DEV_KEY = "dev-local-key"
 AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
 
 
-@pytest.fixture
-def hub_up(tmp_path: Path) -> Iterator[str]:
-    """`passport-hub up` in a subprocess (embedded broker unless one is configured)."""
+@contextlib.contextmanager
+def _up(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`passport-hub up ARGS` in a subprocess (embedded broker unless one is configured)."""
     port = free_port()
     env = {**os.environ, "PASSPORT_HUB_API_PORT": str(port),
-           "PASSPORT_HUB_DATA_DIR": str(tmp_path / "data"), "PASSPORT_HUB_LOG_FORMAT": "json"}
+           "PASSPORT_HUB_DATA_DIR": str(tmp_path / "data"), "PASSPORT_HUB_LOG_FORMAT": "json",
+           **(env or {})}
     for name in ("PASSPORT_HUB_DEV_API_KEY", "PASSPORT_HUB_API_KEYS_FILE"):
         env.pop(name, None)  # on the embedded broker, `up` gives the API its dev key itself
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
@@ -39,7 +42,7 @@ def hub_up(tmp_path: Path) -> Iterator[str]:
                 # a configured broker gets no dev key from `up`: say which one to accept
                 "PASSPORT_HUB_DEV_API_KEY": DEV_KEY}
     log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "hub.cli", "up"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "hub.cli", "up", *args], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -55,6 +58,13 @@ def hub_up(tmp_path: Path) -> Iterator[str]:
         finally:
             log.close()
         assert code == 0, (tmp_path / "up.log").read_text()
+
+
+@pytest.fixture
+def hub_up(tmp_path: Path) -> Iterator[str]:
+    """`passport-hub up`: the API and the services, no demo traffic."""
+    with _up(tmp_path) as base:
+        yield base
 
 
 def _ready(base: str) -> bool:
@@ -122,3 +132,28 @@ def _leads(base: str, reseller: str) -> list[dict[str, Any]]:
     assert answer.status_code == 200, answer.text
     leads: list[dict[str, Any]] = answer.json()["leads"]
     return leads
+
+
+def test_the_demo_s_resellers_answer_and_leads_expire_and_move_on(tmp_path: Path) -> None:
+    """`up --demo`: synthetic CRMs answer, and a fast clock (set here, faster than the demo's
+    own, which a user setting must override) lets unanswered leads expire and move on."""
+    with _up(tmp_path, "--demo", "--rate", "400",
+             env={"PASSPORT_HUB_ROUTING_CLOCK_SPEED": "20000"}):
+        figures = _wait(lambda: _live(tmp_path / "up.log"), 150,
+                        "accepted, rejected, expired and reassigned leads on the live line")
+    assert all(figures[name] > 0 for name in ("accepted", "rejected", "expired", "reassigned"))
+    assert figures["reassigned"] >= figures["expired"]
+
+
+def _live(log: Path) -> dict[str, int] | None:
+    """The figures of the last live line, once every kind of outcome has shown up."""
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines()
+             if " leads " in line and not line.startswith("{")]
+    if not lines:
+        return None
+    detail = re.search(r"\((.*)\)", lines[-1])
+    assert detail is not None, lines[-1]
+    figures = {name: int(count) for name, count in
+               (item.rsplit(" ", 1) for item in detail.group(1).split(" · "))}
+    wanted = ("accepted", "rejected", "expired", "reassigned")
+    return figures if all(figures.get(name, 0) > 0 for name in wanted) else None
