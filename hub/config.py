@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     routing_max_hops: int = Field(default=5, ge=1)
     """Resellers a lead may be given to before it goes to the national queue instead."""
     routing_sla_business_days: int = Field(default=2, ge=1)
-    """Business days a reseller has to accept or reject a lead (DOMAIN.md, Leads)."""
+    """Business days a reseller has to accept or reject a lead (docs/routing.md, The SLA)."""
     routing_clock_speed: float = Field(default=1.0, gt=0)
     """How fast the router's clock runs against the wall clock: 1 in production; a demo
     sets thousands, so that two business days pass in a minute or two."""

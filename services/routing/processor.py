@@ -5,7 +5,7 @@ batch and the injected clock, and keeps its ``RouterState`` in the store: the
 leads and standings a batch changed are written in the batch's transaction,
 with the input positions and the outbox (hub.processor), so a crash at any
 point resumes exactly. The state is held in memory between batches (one
-router owns every lead: DESIGN.md, One routing decision at a time) and read
+router owns every lead: docs/routing.md) and read
 again from the store when a restore rewrote it (its epoch changed).
 
 As a ``Deferring`` processor the loop calls ``flush`` after every batch and

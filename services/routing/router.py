@@ -3,7 +3,7 @@
 The ``Router`` turns each input (a lead request, a reseller's answer, a
 withdrawal, the clock passing a deadline) into the ``Change`` events it causes,
 applying each one to the ``RouterState`` as it goes, so the next decision sees
-it. Time is an argument (epoch ms), never read here. Rules (DOMAIN.md, Leads;
+it. Time is an argument (epoch ms), never read here. Rules (the programme's;
 docs/routing.md):
 
 - a request for a (business, category) that has an open lead gets that lead
