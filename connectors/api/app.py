@@ -23,7 +23,7 @@ from connectors.api.bearer import Authenticated
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import EventWriter, Ingest
 from connectors.api.observe import HttpMetrics, Observe
-from connectors.api.problems import LastResort, ProblemError
+from connectors.api.problems import LastResort
 from connectors.api.readside import ReadSide
 from hub.config import Settings
 from schemas import asyncapi

@@ -187,16 +187,25 @@ class Ingest:
             return self._lead_refusal(caller, event)
         return None
 
-    def _lead_refusal(self, caller: Caller, event: LeadAnswered) -> dict[str, Any] | None:
+    def holder_of(self, lead_id: str) -> tuple[str | None, dict[str, Any] | None]:
+        """Who holds a lead now according to the read model, or the problem why it is not
+        known (404; 503 while the read model is away or still catching up)."""
         try:
-            known, holder = self.readside.lead_holder(event.lead_id)
+            known, holder = self.readside.lead_holder(lead_id)
         except StoreError as exc:
             self.log.warning("ingest.readmodel_unavailable", error=str(exc))
-            return problems.unavailable_body("the read model is not available yet; retry")
+            return None, problems.unavailable_body("the read model is not available yet; retry")
         if not known:
             if not self.readside.caught_up:
-                return problems.unavailable_body("the read model is still catching up; retry")
-            return problems.not_found(f"no lead {event.lead_id}")
+                return None, problems.unavailable_body(
+                    "the read model is still catching up; retry")
+            return None, problems.not_found(f"no lead {lead_id}")
+        return holder, None
+
+    def _lead_refusal(self, caller: Caller, event: LeadAnswered) -> dict[str, Any] | None:
+        holder, unknown = self.holder_of(event.lead_id)
+        if unknown is not None:
+            return unknown
         if holder != caller.reseller_id:
             self.log.info("ingest.forbidden", key_id=caller.key_id, event_type=event.type,
                           reseller_id=caller.reseller_id, lead_id=event.lead_id)

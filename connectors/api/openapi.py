@@ -16,13 +16,18 @@ from fastapi.openapi.utils import get_openapi
 
 from connectors.api.bodies import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from connectors.api.problems import MEDIA_TYPE, RETRY_AFTER_S
+from schemas.fields import REJECT_REASONS
 from schemas.models import EVENT_ADAPTER, EXAMPLES
 
 _REF = "#/components/schemas/{model}"
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
+    """A reference to one of the document's component schemas."""
     return {"$ref": _REF.format(model=name)}
+
+
+_ref = ref
 
 
 _STRING = {"type": "string"}
@@ -31,6 +36,9 @@ _COUNT = {"type": "integer", "minimum": 0}
 _NUMBER = {"type": "number"}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_TIME = {"type": "string", "format": "date-time"}
+_BOOLEAN = {"type": "boolean"}
+_STRINGS = {"type": "array", "items": _STRING}
 
 #: What a département code looks like ("78", "2A", "971"); the reference data says which exist.
 DEPARTEMENT_SHAPE = r"^(?:[0-9]{2}|2[AB]|97[0-9])$"
@@ -55,6 +63,36 @@ def _quality(name: str) -> dict[str, Any]:
     return {"type": "array", "items": _object(
         [name, "responses", "average_score"], **{name: _STRING}, responses=_COUNT,
         average_score={**_NUMBER, "minimum": 1, "maximum": 5})}
+
+def _counts(description: str) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": _COUNT, "description": description}
+
+
+_CANDIDATE = _object(
+    ["reseller_id", "weight", "share", "entitlement", "received", "deficit", "open", "capacity"],
+    reseller_id=_STRING, weight=_INTEGER,
+    share={**_NUMBER, "description": "its weight over the eligible weights"},
+    entitlement={**_NUMBER, "description": "leads it was entitled to, this one included"},
+    received={**_COUNT, "description": "leads it had received before this one"},
+    deficit={**_NUMBER, "description": "entitlement - received: the largest wins"},
+    open={**_COUNT, "description": "open leads it held before this one"}, capacity=_COUNT)
+_LEAD_FIELDS: dict[str, Any] = {
+    "lead_id": _STRING, "siren": _STRING, "business_name": _STRING, "category": _STRING,
+    "departement": _STRING, "region": _STRING,
+    "status": {**_STRING, "description": "assigned | accepted | queued | rejected | expired | "
+               "won | lost | withdrawn | duplicate"},
+    "change": {**_STRING, "description": "the last change: assigned | reassigned | accepted | "
+               "rejected | expired | won | lost | withdrawn | queued | duplicate"},
+    "version": {**_INTEGER, "description": "1 for the lead's first change, +1 for each"},
+    "hops": _COUNT, "rule": _STRING, "requested_at": _TIME, "updated_at": _TIME,
+    "reseller_id": _STRING_OR_NULL, "previous_reseller_id": _STRING_OR_NULL,
+    "reason": _STRING_OR_NULL, "assigned_at": _TIME_OR_NULL, "deadline_at": _TIME_OR_NULL,
+    "contact_email": _STRING_OR_NULL,
+    "requested_as": {**_STRING, "description": "the duplicate request's id that was asked for"},
+    "history": {"type": "array", "items": ref("LeadChange")},
+}
+_LEAD_REQUIRED = ["lead_id", "siren", "category", "status", "version", "rule", "reseller_id",
+                  "history"]
 
 #: Schemas of our own answers, added to the document's components.
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -133,7 +171,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                      "description": "the `cursor` of the next page; null on the last"},
         total={**_COUNT, "description": "passports in the whole listing, every page"}),
     "Stats": _object(
-        ["target", "national", "regions", "departements", "modules", "quality"],
+        ["target", "national", "regions", "departements", "modules", "quality", "leads"],
         target=_object(["passports", "scope"], passports=_INTEGER,
                        scope={**_STRING, "enum": ["national"]}),
         national=_object(
@@ -148,14 +186,63 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             businesses={**_COUNT, "description": "businesses that completed the module"})},
         quality=_object(["by_module", "by_trainer_org", "by_delegation"],
                         by_module=_quality("module_id"), by_trainer_org=_quality("trainer_org"),
-                        by_delegation=_quality("delegation"))),
+                        by_delegation=_quality("delegation")),
+        leads=ref("LeadFigures")),
+    "LeadChange": _object(
+        ["version", "change", "at", "reseller_id", "previous_reseller_id", "reason"],
+        version=_INTEGER, change=_STRING, at=_TIME,
+        reseller_id={**_STRING_OR_NULL, "description": "who held the lead after the change"},
+        previous_reseller_id=_STRING_OR_NULL, reason=_STRING_OR_NULL),
+    "Lead": {**_object(
+        [*_LEAD_REQUIRED, "excluded_resellers", "decision", "holders"], **_LEAD_FIELDS,
+        excluded_resellers={**_STRINGS, "description": "resellers that rejected it or let "
+                            "it expire: never given it again"},
+        candidates={**_STRINGS, "description": "the last decision's candidates (v1 field)"},
+        sla_breached=_BOOLEAN, duplicate_of=_STRING_OR_NULL,
+        holders={**_STRINGS, "description": "every reseller that held the lead"},
+        decision={"anyOf": [{"type": "null"}, _object(
+            ["rule", "scope", "winner", "candidates", "excluded"], rule=_STRING, scope=_STRING,
+            winner=_STRING_OR_NULL, candidates={"type": "array", "items": _CANDIDATE},
+            excluded={"type": "array", "items": _object(
+                ["reseller_id", "reason"], reseller_id=_STRING,
+                reason={**_STRING, "description": "inactive | absent | at_capacity | "
+                        "seen_before"})})],
+            "description": "the trace of the last decision (null before any, v1)"}),
+        "description": "A lead as an admin sees it: the whole trace and history."},
+    "ResellerLead": {**_object(
+        [*_LEAD_REQUIRED, "held", "decision"], **_LEAD_FIELDS,
+        held={**_BOOLEAN, "description": "the caller holds the lead now"},
+        decision={"anyOf": [{"type": "null"}, _object(
+            ["rule", "scope", "won", "standing"], rule=_STRING, scope=_STRING,
+            won={**_BOOLEAN, "description": "the caller won the last decision"},
+            standing={"anyOf": [{"type": "null"}, _CANDIDATE],
+                      "description": "the caller's own candidate entry (null: not one)"})]}),
+        "description": "A lead as a reseller that holds or held it sees it: its own part, "
+        "never another reseller's id or figures (their ids are null)."},
     "ResellerLeads": {
         "type": "object", "required": ["reseller_id", "leads"],
         "properties": {"reseller_id": _STRING, "leads": {"type": "array", "items": {
-            "type": "object", "required": ["lead_id", "siren", "category", "status"],
-            "properties": {"lead_id": _STRING, "siren": _STRING, "category": _STRING,
-                           "status": _STRING}}}},
+            "anyOf": [ref("Lead"), ref("ResellerLead")]}}},
     },
+    "LeadAnswer": {**_object(
+        ["answer"],
+        answer={**_STRING, "enum": ["accepted", "rejected", "won", "lost"],
+                "description": "accepted or rejected while assigned; won or lost once accepted"},
+        reason={"type": ["string", "null"], "enum": [*REJECT_REASONS, None],
+                "description": "the rejection's reason code: required for rejected, "
+                "refused otherwise"},
+        event_id={**_STRING, "format": "uuid", "description": "for safe retries: the same "
+                  "event_id and body is accepted once (send occurred_at with it too)"},
+        occurred_at={**_TIME, "description": "when the reseller answered (default: now)"}),
+        "additionalProperties": False},
+    "LeadFigures": _object(
+        ["total", "open", "by_status", "reassignments", "sla_breaches", "rejections_by_reason"],
+        total={**_COUNT, "description": "leads (duplicate requests aside)"},
+        open={**_COUNT, "description": "assigned, accepted or queued"},
+        by_status=_counts("leads in each status now"),
+        reassignments={**_COUNT, "description": "times a lead went on to another reseller"},
+        sla_breaches={**_COUNT, "description": "times a holder let the deadline pass"},
+        rejections_by_reason=_counts("rejections by reason code")),
 }
 
 _DESCRIPTIONS = {
@@ -204,6 +291,45 @@ def event_route() -> dict[str, Any]:
             "`event_id` and the same body answers 202 again without publishing twice; a "
             "different body under a used `event_id` is a 409. A reseller's `lead_answered` "
             "must be about a lead assigned to it (403), and known (404)."),
+    }
+
+
+#: Examples of an answer's body, one per kind.
+ANSWER_EXAMPLES: dict[str, dict[str, Any]] = {
+    "accepted": {"summary": "accept the lead", "value": {"answer": "accepted"}},
+    "rejected": {"summary": "reject it, with a reason code",
+                 "value": {"answer": "rejected", "reason": "budget"}},
+    "won": {"summary": "an accepted lead became a sale, retry-safe",
+            "value": {"answer": "won", "event_id": "0b6f0b2e-3c1a-4f7e-9d2a-5c8e1f4a7b90",
+                      "occurred_at": "2026-11-04T15:30:00+01:00"}},
+    "lost": {"summary": "an accepted lead ended without a sale", "value": {"answer": "lost"}},
+}
+
+
+def answer_route() -> dict[str, Any]:
+    """Keyword arguments of the ``POST /v1/leads/{lead_id}/answer`` route."""
+    return {
+        "responses": {
+            202: json_response("Accepted", "Accepted: the broker acknowledged the answer (or "
+                               "had: the same event_id and body again is not published twice)."),
+            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+            409: {"description": "This event_id was already accepted with a different body, "
+                  "or nobody holds the lead (an admin's answer has no holder to answer for).",
+                  "content": {MEDIA_TYPE: {"schema": ref("Problem")}}}},
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": ref("LeadAnswer"), "examples": ANSWER_EXAMPLES}}}},
+        "description": (
+            "The holder's answer to its lead: `accepted` or `rejected` (with a `reason` "
+            f"code: {', '.join(REJECT_REASONS)}) within the deadline, then `won` or `lost`. "
+            "A reseller's key answers only the leads it holds now (403 otherwise, 404 for an "
+            "unknown lead); an admin's key answers for the current holder. The answer is "
+            "published as a `lead_answered` event on the lead-responses topic, exactly as "
+            "`POST /v1/events` would: 202 only once the broker acknowledged it, 503 with "
+            "Retry-After when it did not. Retrying with the same `event_id` and the same "
+            "body answers 202 without publishing twice (send `occurred_at` too: its default, "
+            "now, would differ); another body under a used `event_id` is a 409. The router "
+            "then applies it: an answer the lead's status does not allow (won before "
+            "accepted) is dead-lettered there, not refused here."),
     }
 
 

@@ -15,7 +15,13 @@ class ReadSide(Protocol):
 
     def passport(self, siren: str) -> dict[str, Any] | None: ...
 
-    def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]: ...
+    def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The full views of the leads a reseller holds now, most recent first."""
+        ...
+
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        """A lead's full view (a duplicate's id resolved to its open lead), or None."""
+        ...
 
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         """Whether the lead is known, and the reseller that holds it now (None: nobody)."""
@@ -46,6 +52,9 @@ class ModelReadSide:
 
     def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return self._model.leads_for(reseller_id, limit)
+
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        return self._model.lead(lead_id)
 
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         return self._model.lead_holder(lead_id)

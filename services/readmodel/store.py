@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from hub.store import connect
 from services.readmodel import aggregates, views
 
@@ -59,7 +61,9 @@ def remove(path: Path) -> None:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # orjson: compact UTF-8 like json.dumps(separators=(",", ":"), ensure_ascii=False), ~4x
+    # faster; a lead's view with its trace and history is the largest row written here.
+    return orjson.dumps(value).decode()
 
 
 class Writer:

@@ -87,6 +87,9 @@ class _NoReadSide:
     def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return []
 
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        return None
+
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         return (False, None)
 

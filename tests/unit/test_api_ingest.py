@@ -73,6 +73,9 @@ class FakeReadSide:
     def leads_for(self, reseller_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return []
 
+    def lead(self, lead_id: str) -> dict[str, Any] | None:
+        return None
+
     def lead_holder(self, lead_id: str) -> tuple[bool, str | None]:
         return (lead_id == "lead-1", "yvelines-web")
 
