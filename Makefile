@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo bench test test-kafka lint typecheck unit integration e2e clean
+.PHONY: install run demo bench test test-kafka lint typecheck unit integration e2e clean chromium
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -47,7 +47,7 @@ bench-restore: $(STAMP)
 	$(BIN)/python -m bench.bench_restore $(BENCH_ARGS)
 
 ## Lint, type-check and run every test (unit, integration, end to end).
-test: lint typecheck
+test: lint typecheck chromium
 	$(BIN)/pytest -q
 
 KAFKA := deploy/kafka/kafka.sh
@@ -61,6 +61,10 @@ test-kafka: $(STAMP)
 	  trap '$(KAFKA) stop >/dev/null 2>&1' EXIT; \
 	  KAFKA_BOOTSTRAP_SERVERS="$$bootstrap" $(BIN)/pytest -q tests/integration tests/e2e
 	$(BIN)/pytest -q tests/faults
+
+## Headless Chromium for the simulator report's browser test (apt-get, only when missing).
+chromium:
+	@bash deploy/tools/ensure-chromium.sh >/dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

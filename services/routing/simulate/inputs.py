@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from hub.config import Settings
 from hub.errors import HubError
 from schemas.reference import region_of
 from services.routing import records
@@ -164,15 +165,14 @@ def collect_records(batch: Sequence[tuple[str | None, Mapping[str, Any]]],
     return collector.done()
 
 
-def read_topics(timeout_s: float = 120.0) -> Inputs:
+def read_topics(settings: Settings | None = None, timeout_s: float = 120.0) -> Inputs:
     """The resellers, lead requests and answers of a running hub (``KAFKA_BOOTSTRAP_SERVERS``
     and the ``PASSPORT_HUB_*`` settings name it), read up to their current ends."""
-    from hub.config import Settings  # noqa: PLC0415 - the broker client only for this source
-    from hub.processor import Inbound  # noqa: PLC0415
+    from hub.processor import Inbound  # noqa: PLC0415 - the broker client only for this source
     from hub.reader import TopicReader  # noqa: PLC0415
     from schemas import catalog  # noqa: PLC0415
 
-    settings = Settings()
+    settings = settings or Settings()
     reader = TopicReader(settings, [catalog.RESELLERS, catalog.LEAD_REQUESTS,
                                     catalog.LEAD_RESPONSES])
     seen: list[tuple[str | None, Mapping[str, Any]]] = []

@@ -54,15 +54,22 @@ class Tally:
     origin: int
     kinds: Counter[str] = field(default_factory=Counter)
     queued: set[str] = field(default_factory=set)
-    weekly: dict[str, Counter[int]] = field(default_factory=dict)
-    """Change kind -> week number -> changes."""
+    weekly: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """(change kind, week number) -> changes."""
 
     def observe(self, change: Change) -> None:
-        self.kinds[change.kind] += 1
-        week = max(0, (change.at - self.origin) // WEEK_MS)
-        self.weekly.setdefault(change.kind, Counter())[week] += 1
-        if change.kind == "queued":
+        kind = change.kind
+        self.kinds[kind] += 1
+        self.weekly[kind, max(0, (change.at - self.origin) // WEEK_MS)] += 1
+        if kind == "queued":
             self.queued.add(change.lead.lead_id)
+
+    def by_week(self) -> dict[str, dict[int, int]]:
+        """Change kind -> week number -> changes, weeks in order."""
+        out: dict[str, dict[int, int]] = {}
+        for (kind, week), count in sorted(self.weekly.items()):
+            out.setdefault(kind, {})[week] = count
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,7 @@ def summarise(policy: str, description: str, state: RouterState, tally: Tally, *
         gini=gini([s.received for s in shares]),
         gini_per_weight=gini([s.received / s.weight for s in shares]),
         worst_reseller=worst, worst_deviation=worst_dev, shares=shares,
-        weekly={kind: dict(sorted(weeks.items())) for kind, weeks in tally.weekly.items()},
+        weekly=tally.by_week(),
         stale_answers=stale_answers, elapsed_s=elapsed_s)
 
 

@@ -66,7 +66,7 @@ def synthetic_year(programme: Programme | None = None) -> Inputs:
     """The resellers and lead requests of one programme year (no recorded answers:
     the answer model answers)."""
     programme = programme or Programme()
-    rng = random.Random(programme.seed)
+    rng = random.Random(programme.seed)  # noqa: S311 - reproducible, not secret
     codes = [c for c in DEPARTEMENTS if c in POPULATION]
     weights = [POPULATION[c] for c in codes]
     resellers = _resellers(rng, programme, codes, weights)

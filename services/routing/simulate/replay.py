@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.routing.router import Answer, InvalidAnswerError, Router
-from services.routing.simulate.answers import DAY_MS, AnswerModel
+from services.routing.simulate.answers import DAY_MS, Answers
 from services.routing.simulate.inputs import Inputs, RecordedAnswer
 from services.routing.simulate.metrics import Summary, Tally, summarise
 from services.routing.simulate.policies import Policy
@@ -54,7 +54,7 @@ class _Due:
 class Replay:
     """One policy's run over some inputs."""
 
-    def __init__(self, inputs: Inputs, policy: Policy, model: AnswerModel) -> None:
+    def __init__(self, inputs: Inputs, policy: Policy, model: Answers) -> None:
         self.inputs = inputs
         self.policy = policy
         self.model = model
