@@ -60,10 +60,11 @@ def decide(lead: LeadScope, registry: Registry, *, standing: Callable[[str], Sta
            today: date, national_queue: str) -> Decision:
     """The decision for one lead: the nearest scope's eligible resellers, the fairest of them."""
     ask = _Ask(lead.category, standing, open_count, seen, today)
-    for rule, scope, resellers in (("departement", lead.departement,
-                                    registry.covering(lead.departement)),
-                                   ("region", lead.region, registry.in_region(lead.region))):
-        eligible = [r for r in resellers if ask.eligible(r)]
+    for rule, scope, resellers in (
+            ("departement", lead.departement, registry.covering(lead.departement, lead.category)),
+            ("region", lead.region, registry.in_region(lead.region, lead.category))):
+        eligible = [r for r in resellers
+                    if r.reseller_id not in ask.excluded and ask.eligible(r)]
         if eligible:
             return ask.choose(rule, scope, eligible)
     return Decision("national", "", national_queue, (), ask.exclusions())
@@ -81,10 +82,8 @@ class _Ask:
     excluded: dict[str, str] = field(default_factory=dict)
 
     def eligible(self, reseller: Reseller) -> bool:
-        """Whether ``reseller`` may take the lead; if it sells the category and may not,
-        why goes into ``excluded`` (those that do not sell it are not in the running)."""
-        if self.category not in reseller.categories:
-            return False
+        """Whether ``reseller`` (which sells the category) may take the lead; if not, why
+        goes into ``excluded``."""
         reason = None
         if reseller.status != ACTIVE:
             reason = "inactive"

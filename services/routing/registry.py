@@ -112,8 +112,9 @@ class Registry(Mapping[str, Reseller]):
     _by_id: dict[str, Reseller] = field(default_factory=dict)
     _by_departement: dict[str, set[str]] = field(default_factory=dict)
     _by_region: dict[str, set[str]] = field(default_factory=dict)
-    _sorted: dict[tuple[str, str], list[Reseller]] = field(default_factory=dict)
-    """("d"|"r", code) -> its resellers by id: built on first use, dropped on a change."""
+    _sorted: dict[tuple[str, str, str], list[Reseller]] = field(default_factory=dict)
+    """("d"|"r", code, category) -> its sellers of the category by id: built on first
+    use, all dropped on any change (profiles change rarely; decisions look up often)."""
 
     @classmethod
     def of(cls, resellers: Iterable[Reseller]) -> Registry:
@@ -142,19 +143,23 @@ class Registry(Mapping[str, Reseller]):
         for region in old.regions:
             self._by_region[region].discard(reseller_id)
 
-    def covering(self, departement: str) -> list[Reseller]:
-        """The resellers covering a département, by id (do not modify the list)."""
-        return self._listed("d", departement, self._by_departement)
+    def covering(self, departement: str, category: str) -> list[Reseller]:
+        """The resellers covering a département and selling ``category`` (whatever their
+        status), by id (do not modify the list)."""
+        return self._listed("d", departement, category, self._by_departement)
 
-    def in_region(self, region: str) -> list[Reseller]:
-        """The resellers covering any département of a région, by id (do not modify)."""
-        return self._listed("r", region, self._by_region)
+    def in_region(self, region: str, category: str) -> list[Reseller]:
+        """The resellers covering any département of a région and selling ``category``,
+        by id (do not modify the list)."""
+        return self._listed("r", region, category, self._by_region)
 
-    def _listed(self, kind: str, code: str, index: dict[str, set[str]]) -> list[Reseller]:
-        listed = self._sorted.get((kind, code))
+    def _listed(self, kind: str, code: str, category: str,
+                index: dict[str, set[str]]) -> list[Reseller]:
+        listed = self._sorted.get((kind, code, category))
         if listed is None:
-            listed = self._sorted[kind, code] = [self._by_id[i]
-                                                 for i in sorted(index.get(code, ()))]
+            listed = self._sorted[kind, code, category] = [
+                self._by_id[i] for i in sorted(index.get(code, ()))
+                if category in self._by_id[i].categories]
         return listed
 
     def __getitem__(self, reseller_id: str) -> Reseller:

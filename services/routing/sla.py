@@ -41,21 +41,23 @@ def add_business_days(start: datetime, days: int, departement: str = "") -> date
     business day's beginning, so the deadline is the end of the last one.
     """
     local = start.astimezone(PARIS)
-    day = local.date()
-    if not is_business_day(day, departement):
-        # Counting from the end of the closed day: N business days later, at 24:00.
-        moved = 0
-        while moved < days:
-            day += timedelta(days=1)
-            if is_business_day(day, departement):
-                moved += 1
+    day, end_of_day = _due_day(local.date(), days, departement)
+    if end_of_day:
         return datetime.combine(day + timedelta(days=1), time(0), PARIS)
-    moved = 0
+    return datetime.combine(day, local.timetz().replace(tzinfo=None), PARIS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _due_day(start: date, days: int, departement: str) -> tuple[date, bool]:
+    """The day a lead assigned on ``start`` is due, and whether at its end (``start`` was
+    not a business day). Cached: every lead of a day in a département shares it."""
+    closed = not is_business_day(start, departement)
+    day, moved = start, 0
     while moved < days:
         day += timedelta(days=1)
         if is_business_day(day, departement):
             moved += 1
-    return datetime.combine(day, local.timetz().replace(tzinfo=None), PARIS)
+    return day, closed
 
 
 def deadline_ms(assigned_at_ms: int, *, departement: str = "", business_days: int = 2) -> int:

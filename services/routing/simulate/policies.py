@@ -66,8 +66,9 @@ class Policy:
                        capacity=min(10_000, max(0, capacity)))
 
     def registry(self, resellers: Iterable[Reseller]) -> Registry:
-        kind = {"region": _Snapshot, "departement": _DepartementOnly,
-                "national": _NationalFallback}[self.fallback]
+        kinds: dict[str, type[Registry]] = {"region": Registry, "departement": _DepartementOnly,
+                                             "national": _NationalFallback}
+        kind = kinds[self.fallback]
         return kind.of(self.profile(r) for r in resellers)
 
     def describe(self) -> str:
@@ -86,58 +87,36 @@ class Policy:
 PRODUCTION = Policy()
 
 
-class _Snapshot(Registry):
-    """A registry that does not change during a replay, so its lookups are kept: the core
-    sorts a département's resellers on every decision (a tenth of a replay's time)."""
-
-    __slots__ = ("_lookups",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lookups: dict[tuple[str, str], list[Reseller]] = {}
-
-    def put(self, reseller: Reseller) -> None:
-        self._lookups.clear()
-        super().put(reseller)
-
-    def remove(self, reseller_id: str) -> None:
-        self._lookups.clear()
-        super().remove(reseller_id)
-
-    def covering(self, departement: str) -> list[Reseller]:
-        found = self._lookups.get(("d", departement))
-        if found is None:
-            found = self._lookups["d", departement] = super().covering(departement)
-        return found
-
-    def in_region(self, region: str) -> list[Reseller]:
-        found = self._lookups.get(("r", region))
-        if found is None:
-            found = self._lookups["r", region] = self._region(region)
-        return found
-
-    def _region(self, region: str) -> list[Reseller]:
-        return super().in_region(region)
-
-
-class _DepartementOnly(_Snapshot):
+class _DepartementOnly(Registry):
     """No région step: from the département straight to the national queue."""
 
     __slots__ = ()
 
-    def _region(self, region: str) -> list[Reseller]:
-        del region
+    def in_region(self, region: str, category: str) -> list[Reseller]:
+        del region, category
         return []
 
 
-class _NationalFallback(_Snapshot):
-    """The région step widened to every reseller in the country."""
+class _NationalFallback(Registry):
+    """The région step widened to every reseller in the country that sells the category."""
 
-    __slots__ = ()
+    __slots__ = ("_national",)
 
-    def _region(self, region: str) -> list[Reseller]:
+    def __init__(self) -> None:
+        super().__init__()
+        self._national: dict[str, list[Reseller]] = {}
+
+    def put(self, reseller: Reseller) -> None:
+        self._national.clear()
+        super().put(reseller)
+
+    def in_region(self, region: str, category: str) -> list[Reseller]:
         del region
-        return [self[i] for i in sorted(self)]
+        found = self._national.get(category)
+        if found is None:
+            found = self._national[category] = [self[i] for i in sorted(self)
+                                                if category in self[i].categories]
+        return found
 
 
 def policy_of(values: Mapping[str, Any]) -> Policy:
