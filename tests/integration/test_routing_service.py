@@ -293,3 +293,35 @@ def test_a_fresh_store_restores_from_the_leads_topic_and_decides_as_if_uninterru
     assert restored is not None
     assert restored.standings == oracle.state.standings
     assert restored.open_counts == oracle.state.open_counts
+
+
+def test_a_withdrawal_cancels_the_lead_for_good_and_frees_its_capacity(
+        topics: Settings) -> None:
+    resellers(topics, profile("solo", ["78"], capacity=1))
+    lead, waiting = lead_request(), lead_request()
+    requests(topics, lead, waiting)  # the second waits in the national queue: solo is full
+    watch = Watch(topics)
+    clock = Clock()
+    with router(topics, clock) as (loop, _):
+        run_until(loop, watch, lambda: len(watch.changes) >= 2)
+        produce(topics, catalog.LEAD_REQUESTS, "LeadWithdrawn", [(lead["lead_id"], {
+            "event_id": str(uuid.uuid4()), "occurred_at": WHEN, "source": "passport",
+            "schema_version": 1, "lead_id": lead["lead_id"], "siren": lead["siren"],
+            "reason": "erased"})])
+        run_until(loop, watch, lambda: len(watch.changes) >= 3)
+        answers(topics, answer(lead["lead_id"], "solo", "accepted"))
+        clock.now += 10 * DAY_MS  # no deadline left to fire for it
+        run_until(loop, watch, lambda: bool(watch.letters))
+        fresh = lead_request()
+        requests(topics, fresh)  # the capacity it held is free again
+        run_until(loop, watch, lambda: len(watch.changes) >= 4)
+        settle(loop, watch)
+    watch.close()
+    assert watch.latest(waiting["lead_id"])["status"] == "queued"
+    assert [c["change"] for c in watch.of(lead["lead_id"])] == ["assigned", "withdrawn"]
+    gone = watch.latest(lead["lead_id"])
+    assert (gone["reason"], gone["contact_email"], gone["previous_reseller_id"]) == (
+        "erased", None, "solo")
+    assert watch.latest(fresh["lead_id"])["reseller_id"] == "solo"
+    assert b"is withdrawn: it cannot be accepted" in dict(
+        watch.letters[0].headers)[deadletter.ERROR_MESSAGE]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from services.passport import events, persist
+import pytest
+
+from services.passport import events, persist, rules
 from services.passport.rules import Passport
-from tests.unit.test_passport_rules import THREE, Item, _base, enrolled, offer, run
+from tests.unit.test_passport_rules import SIREN, THREE, Item, _base, enrolled, offer, run
 
 
 def attended(module_id: str, minutes: int) -> Item:
@@ -85,3 +88,34 @@ def test_every_record_of_the_input_topics_parses() -> None:
         assert events.parse(record, datum).siren == Passport("732829320").siren
     for topic, records in events.EXPECTED.items():
         assert records, topic
+
+
+def _withdrawals(*items: Item) -> list[rules.Withdrawal]:
+    state, out = Passport(SIREN), []
+    for record, datum in items:
+        outcome = rules.apply(state, events.parse(record, datum), datum)
+        state = outcome.passport
+        out.extend(outcome.withdrawals)
+    return out
+
+
+@pytest.mark.parametrize(("ending", "reason"), [(withdrawn, "consent_withdrawn"),
+                                                (erasure, "erased")])
+def test_a_withdrawal_or_an_erasure_withdraws_every_requested_lead_once(
+        ending: Callable[[int], Item], reason: str) -> None:
+    first, second = offer(40, category="e-commerce"), offer(41, category="security")
+    _, leads = run(enrolled(), *THREE, first, second, offer(5))  # the last: no passport yet
+    gone = _withdrawals(enrolled(), *THREE, first, second, offer(5), ending(50))
+    assert [g.lead_id for g in gone] == [lead.lead_id for lead in leads]
+    assert len(gone) == 2
+    assert {g.reason for g in gone} == {reason}
+    assert len({g.event_id for g in gone}) == 2  # derived from the cause and the lead
+    again = _withdrawals(enrolled(), *THREE, first, second, offer(5), ending(50))
+    assert [g.event_id for g in again] != [g.event_id for g in gone]  # another cause
+    end = ending(50)
+    assert _withdrawals(enrolled(), *THREE, first, end, end) == _withdrawals(
+        enrolled(), *THREE, first, end)  # the same event twice withdraws once
+
+
+def test_no_lead_no_withdrawal() -> None:
+    assert _withdrawals(enrolled(), *THREE, withdrawn(50)) == []
