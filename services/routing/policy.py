@@ -42,8 +42,9 @@ from datetime import date
 from services.routing.registry import ACTIVE, Registry, Reseller
 from services.routing.state import Candidate, Decision, Exclusion, Standing
 
-#: Decimal places deficits are compared at, so float noise never decides a tie.
-_PRECISION = 9
+#: How much larger a deficit must be to win over an earlier candidate's, so float
+#: noise never decides a tie.
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class _Ask:
             reason = "inactive"
         elif reseller.reseller_id in self.seen:
             reason = "seen_before"
-        elif reseller.absent_on(self.today):
+        elif reseller.absences and reseller.absent_on(self.today):
             reason = "absent"
         elif self.open_count(reseller.reseller_id) >= reseller.capacity:
             reason = "at_capacity"
@@ -111,8 +112,8 @@ class _Ask:
                                   held.entitlement + share, held.received,
                                   self.open_count(reseller.reseller_id), reseller.capacity)
             candidates.append(candidate)
-            deficit = round(candidate.deficit, _PRECISION)
-            if best is None or deficit > best_deficit:
+            deficit = candidate.entitlement - candidate.received
+            if best is None or deficit > best_deficit + _EPSILON:
                 best, best_deficit = candidate, deficit
         assert best is not None
         return Decision(rule, scope, best.reseller_id, tuple(candidates), self.exclusions())

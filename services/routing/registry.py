@@ -10,10 +10,10 @@ profile (the shell dead-letters the record with the reason).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.errors import HubError
 from schemas.reference import CATEGORIES, DEPARTEMENTS, region_of
@@ -22,6 +22,8 @@ from schemas.reference import CATEGORIES, DEPARTEMENTS, region_of
 ACTIVE = "active"
 STATUSES = ("active", "paused", "retired")
 DELIVERIES = ("pull", "webhook", "kafka")
+_REQUIRED = object()
+_T = TypeVar("_T")
 
 
 class InvalidProfileError(HubError):
@@ -65,21 +67,40 @@ class Reseller:
         return frozenset(region_of(d) for d in self.departements)
 
 
+def _field(datum: Mapping[str, Any], name: str, convert: Callable[[Any], _T],
+           default: Any = _REQUIRED) -> _T:
+    """One field of a profile, converted; ``InvalidProfileError`` naming it if it cannot be."""
+    value = datum.get(name, default)
+    if value is _REQUIRED:
+        raise InvalidProfileError(f"reseller profile: {name} is missing")
+    try:
+        return convert(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidProfileError(f"reseller profile: {name} {value!r} is malformed: {exc}") \
+            from exc
+
+
+def _strings(value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError("a list of strings is expected")
+    return frozenset(str(item) for item in value)
+
+
+def _absences(value: Any) -> tuple[Absence, ...]:
+    return tuple(Absence(date.fromisoformat(str(a["start"])), date.fromisoformat(str(a["end"])))
+                 for a in value or ())
+
+
 def parse_profile(datum: Mapping[str, Any]) -> Reseller:
     """The router's view of a ``ResellerProfile`` datum; ``InvalidProfileError`` says why not."""
-    try:
-        reseller_id = str(datum["reseller_id"])
-        departements = frozenset(str(d) for d in datum["departements"])
-        categories = frozenset(str(c) for c in datum["categories"])
-        capacity, weight = int(datum["capacity"]), int(datum["weight"])
-        status = str(datum.get("status", ACTIVE))
-        delivery = str(datum.get("delivery", "pull"))
-        absences = tuple(Absence(date.fromisoformat(str(a["start"])),
-                                 date.fromisoformat(str(a["end"])))
-                         for a in datum.get("absences") or ())
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidProfileError(f"malformed reseller profile: {type(exc).__name__}: {exc}") \
-            from exc
+    reseller_id = _field(datum, "reseller_id", str)
+    departements = _field(datum, "departements", _strings)
+    categories = _field(datum, "categories", _strings)
+    capacity = _field(datum, "capacity", int)
+    weight = _field(datum, "weight", int)
+    status = _field(datum, "status", str, ACTIVE)
+    delivery = _field(datum, "delivery", str, "pull")
+    absences = _field(datum, "absences", _absences, ())
     problems = []
     if not reseller_id:
         problems.append("reseller_id is empty")

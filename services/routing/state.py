@@ -123,6 +123,9 @@ class Standing:
     received: int = 0
 
 
+_NONE = Standing()
+
+
 @dataclass(slots=True)
 class RouterState:
     """Every lead, every reseller's standing, and what is derived from them."""
@@ -141,7 +144,8 @@ class RouterState:
     dirty_standings: set[str] = field(default_factory=set)
 
     def standing(self, reseller_id: str) -> Standing:
-        return self.standings.get(reseller_id) or Standing()
+        """A reseller's standing (a shared zero one if it has none yet: do not modify)."""
+        return self.standings.get(reseller_id) or _NONE
 
     def open_count(self, reseller_id: str) -> int:
         return self.open_counts.get(reseller_id, 0)
@@ -154,10 +158,14 @@ class RouterState:
         self.dirty_leads.add(lead.lead_id)
         decision = change.decision
         if decision is not None:
+            standings, dirty, winner = self.standings, self.dirty_standings, decision.winner
             for c in decision.candidates:
-                won = 1 if c.reseller_id == decision.winner else 0
-                self.standings[c.reseller_id] = Standing(c.entitlement, c.received + won)
-                self.dirty_standings.add(c.reseller_id)
+                held = standings.get(c.reseller_id)
+                if held is None:
+                    held = standings[c.reseller_id] = Standing()
+                held.entitlement = c.entitlement
+                held.received = c.received + (c.reseller_id == winner)
+                dirty.add(c.reseller_id)
 
     def load(self, leads: list[Lead], standings: dict[str, Standing]) -> None:
         """Start from stored leads and standings (nothing dirty)."""
@@ -168,10 +176,15 @@ class RouterState:
     def due(self, now: int) -> list[str]:
         """The ids of held leads whose deadline has passed, earliest first (each once)."""
         out: list[str] = []
+        # Two placements of one lead can share a deadline (both on closed days, due at
+        # the end of the same business day): the heap then holds the entry twice.
+        returned: set[str] = set()
         while self.deadlines and self.deadlines[0][0] <= now:
             deadline, lead_id = heapq.heappop(self.deadlines)
             lead = self.leads.get(lead_id)
-            if lead is not None and lead.held and lead.deadline_at == deadline:
+            if lead is not None and lead.held and lead.deadline_at == deadline \
+                    and lead_id not in returned:
+                returned.add(lead_id)
                 out.append(lead_id)
         return out
 

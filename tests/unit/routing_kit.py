@@ -110,6 +110,8 @@ class Run:
     """Open leads per reseller, counted from the changes alone."""
     max_open: dict[str, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
+    spurious: list[Change] = field(default_factory=list)
+    """Expiries of a lead that was not held past its deadline (state.due's double entries)."""
     _last: dict[str, Lead] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +131,9 @@ class Run:
                 assert lead.version == old.version + 1, (old, lead)
                 if old.held and old.holder is not None:
                     self.held[old.holder] -= 1
+                if change.kind == "expired" and not (
+                        old.held and old.deadline_at is not None and old.deadline_at <= change.at):
+                    self.spurious.append(change)
             if change.kind in ("assigned", "reassigned"):
                 assert lead.holder is not None
                 self.holders.setdefault(lead.lead_id, []).append(lead.holder)

@@ -1,168 +1,201 @@
-"""The routing processor over an in-memory store, and the reseller table over a fake reader."""
+"""The routing processor over a real SQLite store: persisted decisions, restarts, refusals,
+deadlines fired by the injected clock, and bad reseller profiles dead-lettered."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from hub.ids import derive
+import pytest
+
+from hub.config import Settings
 from hub.processor import Emit, Inbound, Outbound, Rejected
+from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
-from services.routing.policy import Reseller
-from services.routing.processor import LEADS_NS, ROTATION_NS, RoutingProcessor
+from services.routing import records
+from services.routing.processor import LEADS_NS, STANDINGS_NS, RoutingProcessor
+from services.routing.registry import Registry
+from services.routing.state import Lead
 from services.routing.table import ResellerTable
-from tests.unit.test_passport_processor import FakeTxn
-from tests.unit.test_routing_policy import reseller, table
-
-WHEN = datetime(2009, 3, 2, 9, 0, tzinfo=UTC)
+from tests.unit.routing_kit import DAY, T0, reseller
 
 
-def lead_request(*, departement: str = "78", region: str = "11",
-                 category: str = "e-commerce", lead_id: str | None = None) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": WHEN, "source": "passport",
-            "schema_version": 1, "lead_id": lead_id or str(uuid.uuid4()), "siren": "732829320",
-            "name": "Boulangerie Martin", "departement": departement, "region": region,
-            "category": category, "naf": "10.71C", "contact_email": "contact@boulangerie.example"}
+class Clock:
+    """The injected clock: epoch ms, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
 
 
-def inbound(datum: dict[str, Any], offset: int = 0, record: str = "LeadRequested") -> Inbound:
-    return Inbound(catalog.LEAD_REQUESTS, 0, offset, datum["lead_id"].encode(), record, datum, 0)
+class Feed:
+    """Hands out inbound records with increasing offsets per topic."""
+
+    def __init__(self) -> None:
+        self.next: dict[str, int] = {}
+
+    def _inbound(self, topic: str, record: str, datum: dict[str, Any]) -> Inbound:
+        offset = self.next.get(topic, 0)
+        self.next[topic] = offset + 1
+        return Inbound(topic, 0, offset, str(datum.get("lead_id", "")).encode(), record,
+                       datum, T0)
+
+    def request(self, lead_id: str, *, siren: str = "732829320") -> Inbound:
+        return self._inbound(catalog.LEAD_REQUESTS, "LeadRequested", {
+            **_event(), "lead_id": lead_id, "siren": siren, "name": "Boulangerie Martin",
+            "departement": "78", "region": "11", "category": "e-commerce", "naf": "10.71C",
+            "contact_email": "contact@boulangerie.example"})
+
+    def answer(self, lead_id: str, reseller_id: str, answer: str,
+               reason: str | None = None) -> Inbound:
+        return self._inbound(catalog.LEAD_RESPONSES, "LeadAnswered", {
+            **_event(), "lead_id": lead_id, "reseller_id": reseller_id, "answer": answer,
+            "reason": reason})
+
+    def profile(self, **fields: Any) -> Inbound:
+        return self._inbound(catalog.RESELLERS, "ResellerProfile", {**_event(), **fields})
 
 
-def _apply(txn: FakeTxn, resellers: dict[str, Reseller], batch: Sequence[Inbound]) -> list[Emit]:
-    out = RoutingProcessor(resellers).apply(txn, batch)  # type: ignore[arg-type]  # a fake Txn
-    codec = Codec.default()
-    for emit in out:
-        if isinstance(emit, Outbound):
-            codec.encode(emit.record, emit.datum)  # every decision fits its schema
+def _event() -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "occurred_at": T0, "source": "test",
+            "schema_version": 1}
+
+
+REGISTRY = Registry.of([reseller("a", capacity=5), reseller("b", capacity=5)])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "routing.db") as opened:
+        yield opened
+
+
+def apply(processor: RoutingProcessor, store: Store, batch: Sequence[Inbound]) -> list[Emit]:
+    with store.transaction() as txn:
+        out = processor.apply(txn, batch)
+    _encodes(out)
     return out
 
 
-RESELLERS = table(reseller("versailles", ["78"]), reseller("idf", ["75", "78"]))
+def flush(processor: RoutingProcessor, store: Store, partitions: frozenset[int]) -> list[Emit]:
+    with store.transaction() as txn:
+        out = list(processor.flush(txn, partitions))
+    _encodes(out)
+    return out
 
 
-def test_a_lead_is_assigned_with_its_reasons() -> None:
-    request = lead_request()
-    [out] = _apply(FakeTxn(), RESELLERS, [inbound(request)])
+def _encodes(out: list[Emit]) -> None:
+    codec = Codec.default()
+    for emit in out:
+        if isinstance(emit, Outbound):
+            codec.encode(emit.record, emit.datum)  # every change fits its schema
+
+
+def stored(store: Store) -> tuple[dict[str, Lead], dict[str, Any]]:
+    """The leads and standings in the store, as the processor wrote them."""
+    with store.transaction() as txn:
+        return ({k: records.lead_of_json(v) for k, v in txn.items(LEADS_NS)},
+                dict(txn.items(STANDINGS_NS)))
+
+
+def test_a_request_is_assigned_and_persisted(store: Store) -> None:
+    feed = Feed()
+    [out] = apply(RoutingProcessor(REGISTRY, clock=Clock()), store, [feed.request("L1")])
     assert isinstance(out, Outbound)
-    assert (out.topic, out.key, out.record) == (catalog.LEADS, request["lead_id"], "LeadAssigned")
-    datum = out.datum
-    assert datum["event_id"] == derive(request["event_id"], "assigned")
-    assert (datum["status"], datum["reseller_id"], datum["rule"]) == ("assigned", "idf",
-                                                                      "departement")
-    assert datum["candidates"] == ["idf", "versailles"]
-    assert datum["occurred_at"] == WHEN
-    assert (datum["business_name"], datum["siren"]) == ("Boulangerie Martin", "732829320")
-    assert datum["source"] == "routing"
+    assert (out.topic, out.key, out.record) == (catalog.LEADS, "L1", "LeadAssigned")
+    assert (out.datum["change"], out.datum["reseller_id"], out.datum["version"]) == (
+        "assigned", "a", 1)
+    assert out.datum["deadline_at"] == T0 + 2 * DAY
+    assert out.datum["input_offsets"] == {f"{catalog.LEAD_REQUESTS}/0": 1}
+    leads, standings = stored(store)
+    assert (leads["L1"].status, leads["L1"].holder) == ("assigned", "a")
+    assert sorted(standings) == ["a", "b"]
 
 
-def test_the_rotation_cursor_persists_across_batches() -> None:
-    txn = FakeTxn()
-    chosen = []
-    for offset in range(4):
-        [out] = _apply(txn, RESELLERS, [inbound(lead_request(), offset)])
-        assert isinstance(out, Outbound)
-        chosen.append(out.datum["reseller_id"])
-    assert chosen == ["idf", "versailles", "idf", "versailles"]
-    assert txn.get(ROTATION_NS, "departement:78:e-commerce") == 4
+def test_a_restart_keeps_the_state(store: Store) -> None:
+    feed, clock = Feed(), Clock()
+    apply(RoutingProcessor(REGISTRY, clock=clock), store, [feed.request("L1")])
+    restarted = RoutingProcessor(REGISTRY, clock=clock)
+    [dup, other] = apply(restarted, store, [feed.request("L2"),
+                                            feed.request("L3", siren="542051180")])
+    assert isinstance(dup, Outbound)
+    assert isinstance(other, Outbound)
+    assert (dup.datum["change"], dup.datum["duplicate_of"]) == ("duplicate", "L1")
+    assert other.datum["reseller_id"] == "b"  # a's share already went to L1
+    assert restarted.state is not None
+    assert restarted.state.open_count("a") == 1
+    [answered] = apply(RoutingProcessor(REGISTRY, clock=clock), store,
+                       [feed.answer("L1", "a", "accepted")])
+    assert isinstance(answered, Outbound)
+    assert answered.datum["status"] == "accepted"
 
 
-def test_a_lead_already_decided_is_not_decided_again() -> None:
-    txn = FakeTxn()
-    request = lead_request()
-    first = _apply(txn, RESELLERS, [inbound(request, 0)])
-    assert len(first) == 1
-    assert txn.get(LEADS_NS, request["lead_id"]) == {"status": "assigned",
-                                                      "reseller_id": "idf",
-                                                      "rule": "departement"}
-    assert _apply(txn, RESELLERS, [inbound(request, 0), inbound(request, 1)]) == []
-    assert txn.get(ROTATION_NS, "departement:78:e-commerce") == 1
+@pytest.mark.parametrize(("who", "answer", "reason"), [
+    ("b", "accepted", None),        # not the holder
+    ("a", "won", None),             # out of order: not accepted yet
+    ("a", "rejected", None),        # a rejection without a reason
+    ("a", "rejected", "too-dear"),  # nor with an unknown one
+])
+def test_a_refused_answer_is_rejected_and_changes_nothing(store: Store, who: str, answer: str,
+                                                          reason: str | None) -> None:
+    feed = Feed()
+    processor = RoutingProcessor(REGISTRY, clock=Clock())
+    apply(processor, store, [feed.request("L1")])
+    before = stored(store)
+    bad = feed.answer("L1", who, answer, reason)
+    [out] = apply(processor, store, [bad])
+    assert isinstance(out, Rejected)
+    assert (out.inbound, out.stage) == (bad, "validate")
+    assert stored(store) == before
+    assert processor.changes == {"assigned": 1}
 
 
-def test_no_candidate_is_an_unassigned_decision_that_moves_no_cursor() -> None:
-    txn = FakeTxn()
-    [out] = _apply(txn, RESELLERS, [inbound(lead_request(departement="33", region="75"))])
-    assert isinstance(out, Outbound)
-    assert (out.datum["status"], out.datum["reseller_id"], out.datum["rule"]) == (
-        "unassigned", None, "none")
-    assert out.datum["candidates"] == []
-    assert not any(ns == ROTATION_NS for ns, _ in txn.data)
+def test_flush_fires_a_deadline_once(store: Store) -> None:
+    feed, clock = Feed(), Clock()
+    processor = RoutingProcessor(REGISTRY, clock=clock)
+    apply(processor, store, [feed.request("L1")])
+    assert flush(processor, store, frozenset({0})) == []
+    clock.now = T0 + 2 * DAY
+    expired, reassigned = flush(processor, store, frozenset({0}))
+    assert isinstance(expired, Outbound)
+    assert isinstance(reassigned, Outbound)
+    assert (expired.datum["change"], expired.datum["sla_breached"]) == ("expired", True)
+    assert (reassigned.datum["change"], reassigned.datum["reseller_id"]) == ("reassigned", "b")
+    assert flush(processor, store, frozenset({0})) == []
+    assert stored(store)[0]["L1"].holder == "b"
+    # A restarted processor sees the same: nothing more is due.
+    assert flush(RoutingProcessor(REGISTRY, clock=clock), store, frozenset({0})) == []
 
 
-def test_a_foreign_record_or_unknown_place_is_rejected_and_the_rest_decided() -> None:
-    foreign = inbound(lead_request(), 0, record="OfferRequested")
-    nowhere = inbound(lead_request(departement="20"), 1)
-    good = inbound(lead_request(), 2)
-    out = _apply(FakeTxn(), RESELLERS, [foreign, nowhere, good])
-    assert [(e.inbound, e.stage) for e in out if isinstance(e, Rejected)] == [
-        (foreign, "validate"), (nowhere, "validate")]
-    assert [e.key for e in out if isinstance(e, Outbound)] == [good.datum["lead_id"]]
+def test_flush_without_the_lead_partition_fires_nothing(store: Store) -> None:
+    feed, clock = Feed(), Clock()
+    processor = RoutingProcessor(REGISTRY, clock=clock)
+    apply(processor, store, [feed.request("L1")])
+    clock.now = T0 + 10 * DAY
+    assert flush(processor, store, frozenset()) == []
+    assert flush(processor, store, frozenset({1, 2})) == []
+    assert stored(store)[0]["L1"].status == "assigned"
+    assert len(flush(processor, store, frozenset({0}))) == 2  # the owner fires it
 
 
-def test_the_processor_sees_the_table_as_it_is_refreshed() -> None:
-    live: dict[str, Reseller] = {}
-    processor = RoutingProcessor(live)
-    txn = FakeTxn()
-    [before] = processor.apply(txn, [inbound(lead_request(), 0)])  # type: ignore[arg-type]
-    live.update(RESELLERS)
-    [after] = processor.apply(txn, [inbound(lead_request(), 1)])  # type: ignore[arg-type]
-    assert isinstance(before, Outbound)
-    assert isinstance(after, Outbound)
-    assert (before.datum["status"], after.datum["status"]) == ("unassigned", "assigned")
-
-
-# -- the reseller table ----------------------------------------------------------------------
-
-def profile(reseller_id: str, offset: int, **fields: Any) -> Inbound:
-    datum = {"event_id": str(uuid.uuid4()), "occurred_at": WHEN, "source": "test",
-             "schema_version": 1, "reseller_id": reseller_id, "name": reseller_id.title(),
-             "departements": ["78"], "categories": ["e-commerce"], "capacity": 10, "weight": 1,
-             "status": "active", **fields}
-    return Inbound(catalog.RESELLERS, 0, offset, reseller_id.encode(), "ResellerProfile", datum,
-                   0)
-
-
-class FakeReader:
-    """A TopicReader's start/catch_up/poll/close over lists of batches."""
-
-    def __init__(self, history: list[Inbound]) -> None:
-        self.history = history
-        self.live: list[list[Inbound]] = []
-        self.started = self.closed = False
-
-    def start(self) -> None:
-        self.started = True
-
-    def catch_up(self, apply: Callable[[list[Inbound]], None], timeout_s: float = 60.0) -> int:
-        apply(self.history)
-        return len(self.history)
-
-    def poll(self, timeout_ms: int = 0) -> list[Inbound]:
-        assert timeout_ms == 0  # refresh must never wait
-        return self.live.pop(0) if self.live else []
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def test_the_table_keeps_the_last_profile_per_reseller_and_follows_updates() -> None:
-    reader = FakeReader([profile("a", 0), profile("b", 1), profile("a", 2, status="paused"),
-                         profile("c", 3, departements=["75", "92"])])
-    resellers = ResellerTable(None, reader=reader)  # type: ignore[arg-type]  # fake reader
-    resellers.start()
-    assert reader.started
-    assert sorted(resellers.resellers) == ["a", "b", "c"]
-    assert resellers.resellers["a"].status == "paused"
-    assert resellers.resellers["c"].departements == frozenset({"75", "92"})
-    reader.live.append([profile("b", 4, categories=["security"]),
-                        Inbound(catalog.RESELLERS, 0, 5, b"x", "LeadAnswered", {}, 0),
-                        profile("d", 6)])
-    resellers.refresh()
-    resellers.refresh()  # nothing new: nothing changes
-    assert resellers.resellers["b"].categories == frozenset({"security"})
-    assert sorted(resellers.resellers) == ["a", "b", "c", "d"]
-    resellers.close()
-    assert reader.closed
+def test_a_bad_reseller_profile_is_dead_lettered_by_flush(store: Store) -> None:
+    table = ResellerTable(Settings())  # its reader is never started: no broker here
+    feed = Feed()
+    good = feed.profile(reseller_id="a", name="A", departements=["78"],
+                        categories=["e-commerce"], capacity=5, weight=1)
+    bad = feed.profile(reseller_id="b", name="B", departements=["78"],
+                       categories=["e-commerce"], capacity=5, weight=0)
+    table.apply([good, bad])
+    assert sorted(table.registry) == ["a"]
+    processor = RoutingProcessor(table.registry, clock=Clock(), table=table)
+    assert flush(processor, store, frozenset({1})) == []  # a standby leaves it waiting
+    [dead] = flush(processor, store, frozenset({0}))
+    assert isinstance(dead, Rejected)
+    assert (dead.inbound, dead.stage) == (bad, "validate")
+    assert "weight 0" in str(dead.error)
+    assert flush(processor, store, frozenset({0})) == []  # once
