@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,6 @@ def lead(lead_id: str, reseller: str | None, *, at: datetime = T0,
         "rule": "departement" if reseller else "none", "candidates": [reseller] if reseller else [],
         "business_name": "Boulangerie Martin", "contact_email": "contact@boulangerie-martin.fr",
     }
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Iterator[tuple[Writer, Queries]]:
-    path = tmp_path / "rm.sqlite"
-    writer = Writer(path)
-    yield writer, Queries(path)
-    writer.close()
 
 
 def test_passport_view_and_last_snapshot_wins(model: tuple[Writer, Queries]) -> None:

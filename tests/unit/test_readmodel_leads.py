@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,14 +56,6 @@ def datums(changes: list[Change]) -> list[dict[str, Any]]:
 
 def as_records(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return [("LeadAssigned", datum) for datum in items]
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Iterator[tuple[Writer, Queries]]:
-    path = tmp_path / "rm.sqlite"
-    writer = Writer(path)
-    yield writer, Queries(path)
-    writer.close()
 
 
 def test_a_lead_keeps_its_latest_version_its_last_trace_and_its_history(
