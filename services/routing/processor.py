@@ -34,14 +34,16 @@ from services.routing.state import Change, RouterState
 from services.routing.table import ResellerTable
 
 #: Store namespaces: leads, reseller standings, input offsets per topic/partition,
-#: and the bookkeeping (last lead event emitted, state epoch).
+#: the bookkeeping (last lead event emitted, state epoch), and the invalid profiles
+#: already dead-lettered (by reseller-topic partition/offset).
 LEADS_NS = "routing-lead"
 STANDINGS_NS = "routing-standing"
 OFFSETS_NS = "routing-offsets"
 META_NS = "routing-meta"
+PROFILE_LETTERS_NS = "routing-profile-letters"
 LAST_EVENT = "last-event"
 EPOCH = "epoch"
-#: Every router row belongs to the one lead-request partition.
+#: The router's rows belong to the one lead-request partition.
 PARTITION = 0
 
 
@@ -100,8 +102,7 @@ class RoutingProcessor:
             return []
         out: list[Emit] = []
         if self.table is not None:
-            out.extend(Rejected(inbound, exc, "validate")
-                       for inbound, exc in self.table.take_rejected())
+            out.extend(self._profile_letters(state))
         router = self._loaded(state)
         try:
             now = self.clock()
@@ -113,6 +114,19 @@ class RoutingProcessor:
         except BaseException:
             self._router = None
             raise
+        return out
+
+    def _profile_letters(self, state: Txn) -> list[Emit]:
+        """Dead letters for the invalid profiles the table met, each once per store: the
+        table is read from the start at every start, and meets them all again."""
+        assert self.table is not None
+        out: list[Emit] = []
+        for inbound, exc in self.table.take_rejected():
+            where = f"{inbound.partition}/{inbound.offset}"
+            if state.get(PROFILE_LETTERS_NS, where) is None:
+                # Outside the lead partition's rows: a restore, which drops those, keeps it.
+                state.put(PROFILE_LETTERS_NS, where, True, partition=-1)
+                out.append(Rejected(inbound, exc, "validate"))
         return out
 
     # -- inputs ------------------------------------------------------------------------------

@@ -186,6 +186,8 @@ def test_the_table_is_read_at_start_followed_live_and_bad_profiles_are_dead_lett
         requests(topics, late, first[0])  # first[0] again: decided already, not again
         run_until(loop, watch, lambda: len(watch.changes) >= 5)
         settle(loop, watch)
+    with router(topics, Clock()) as (loop, _):  # reads the bad profile again: no new letter
+        settle(loop, watch, rounds=4)
     watch.close()
     assert len(watch.changes) == 5
     holders = [watch.latest(lead["lead_id"])["reseller_id"] for lead in first]
