@@ -152,6 +152,11 @@ class ProcessorLoop:
             self.outbox.close()
             self.log.info("processor.stopped")
 
+    @property
+    def assignment(self) -> set[TopicPartition]:
+        """The input partitions this member holds now (empty while it joins)."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
     # -- the loop ----------------------------------------------------------------------------
 
     def run_once(self, timeout_ms: int = 500) -> int:
