@@ -94,6 +94,28 @@ class Settings(BaseSettings):
     """Where a sped-up clock starts (epoch ms): one value for every router process of a
     stack, so a restarted router keeps the same time."""
 
+    webhook_secret_key: SecretStr | None = None
+    """Seals the webhook signing secrets wherever they are kept (the commands topic, the
+    delivery component's store): a leaked file or topic alone then reveals none. Unset,
+    they are kept in clear and the delivery component says so at start."""
+    webhook_allow_hosts: str = ""
+    """Hosts or networks (comma-separated: ``127.0.0.1,localhost,10.1.0.0/16``) a webhook
+    may point at although they are private or loopback, and over plain http: the
+    operator's exceptions to the SSRF guard (connectors/crm_webhook/ssrf.py)."""
+    webhook_retry_schedule_s: str = "0,5,300,1800,7200,18000,36000,36000"
+    """Delay before each attempt of a message, in seconds, the first one included (Svix's
+    schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)."""
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+    """An attempt succeeds with a 2xx within this time; later is a failure."""
+    webhook_disable_after_s: float = Field(default=5 * 86_400.0, gt=0)
+    """An endpoint failing this long without a success is disabled."""
+    webhook_rotation_overlap_s: float = Field(default=86_400.0, ge=0)
+    """After a rotation, how long the previous secret keeps signing beside the new one."""
+    webhook_max_in_flight: int = Field(default=500, ge=1)
+    """Deliveries in flight at once, all endpoints together (one process)."""
+    webhook_per_endpoint: int = Field(default=4, ge=1)
+    """Deliveries in flight at once to one endpoint: a slow one holds no more than this."""
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -20,6 +20,9 @@ RESELLERS = "pn.resellers.v1"
 LEAD_RESPONSES = "pn.lead-responses.v1"
 LEADS = "pn.leads.v1"
 DLQ = "pn.dlq.v1"
+WEBHOOK_COMMANDS = "pn.webhook-commands.v1"
+WEBHOOK_ENDPOINTS = "pn.webhook-endpoints.v1"
+DELIVERIES = "pn.deliveries.v1"
 
 #: Partition count shared by the co-partitioned, SIREN-keyed topics.
 SIREN_PARTITIONS = 6
@@ -79,6 +82,17 @@ CATALOG: tuple[Topic, ...] = (
           "the router's state is the fold of this log (services/routing/restore.py), "
           "so it is never compacted and keeps its records.",
           writers=("routing",), readers=("routing", "crm_webhook", "readmodel"), retained=True),
+    Topic(WEBHOOK_COMMANDS, "reseller_id", 1, False, ("WebhookCommand",),
+          "Resellers' webhook endpoint commands (register, rotate, test, replay), from the API to "
+          "the delivery component; its endpoints are the fold of this log, so it keeps its records "
+          "and has one partition, like the leads it is read beside.",
+          writers=("api",), readers=("crm_webhook",), retained=True),
+    Topic(WEBHOOK_ENDPOINTS, "reseller_id", 1, True, ("WebhookEndpoint",),
+          "The state of every reseller's webhook endpoint (compacted; secrets only as fingerprints).",
+          writers=("crm_webhook",), readers=("readmodel",)),
+    Topic(DELIVERIES, "reseller_id", 3, False, ("WebhookDelivery",),
+          "The delivery log: one record per attempt of a webhook message (no body, no secret).",
+          writers=("crm_webhook",), readers=("readmodel",)),
     Topic(DLQ, "original key", 3, False, (),
           "Dead letters: the original bytes, the cause in headers.",
           writers=("every consumer",), readers=("ops",)),

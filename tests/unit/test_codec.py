@@ -102,6 +102,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "LeadWithdrawn": {
         **ENVELOPE, "lead_id": "lead-1", "siren": "732829320", "reason": "erased",
     },
+    "WebhookCommand": {
+        **ENVELOPE, "reseller_id": "web-78", "command": "rotate", "url": None, "enabled": None,
+        "secret": "plain:whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "overlap_ms": 86_400_000,
+        "since": None, "until": None,
+    },
+    "WebhookEndpoint": {
+        **ENVELOPE, "reseller_id": "web-78", "url": "https://crm.example.fr/hooks",
+        "enabled": False, "disabled_reason": "gone", "failing_since": None,
+        "secrets": [{"fingerprint": "0a1b2c3d4e5f", "created_at": ENVELOPE["occurred_at"],
+                     "expires_at": None}], "version": 3,
+    },
+    "WebhookDelivery": {
+        **ENVELOPE, "reseller_id": "web-78", "message_id": "msg_2b1c0f5e",
+        "type": "lead.assigned", "lead_id": "lead-1", "attempt": 2,
+        "url": "https://crm.example.fr/hooks", "outcome": "retrying", "http_status": 503,
+        "latency_ms": 12, "error": "HTTP 503", "next_attempt_at": ENVELOPE["occurred_at"],
+        "replay": False,
+    },
 }
 
 PROBE_V1 = {
@@ -412,9 +430,9 @@ def test_registry_lookups(codec: Codec) -> None:
     assert registry.by_fingerprint(current.fingerprint) is current
     assert registry.version("LeadRequested", 1) is current
     assert registry.current("LeadAssigned") is registry.version("LeadAssigned", 2)
-    assert len(registry.records()) == 13
+    assert len(registry.records()) == 16
     # BusinessEnrolled, PassportSnapshot, LeadAssigned: v2; ResellerProfile: v3
-    assert len(registry.schemas()) == 18
+    assert len(registry.schemas()) == 21
     with pytest.raises(UnknownSchemaError):
         registry.current("Nope")
     with pytest.raises(UnknownSchemaError):
