@@ -7,6 +7,7 @@ reverse order, whatever happened in between.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import sys
@@ -60,6 +61,8 @@ class Stack:
             # A dev or demo stack: newcomers' curl works with a known key. A stack on a
             # configured broker, or one given keys, gets no such key.
             overrides["dev_api_key"] = SecretStr(DEV_API_KEY)
+        if self.broker is not None:
+            overrides |= dev_webhook_overrides(base)
         if self._clock_speed is not None:
             overrides |= clock_overrides(base, self._clock_speed, time.time_ns() // 1_000_000)
         self.settings = base.model_copy(update=overrides)
@@ -88,6 +91,9 @@ class Stack:
             "PASSPORT_HUB_LOG_FORMAT": "json" if self._quiet else s.log_format,
             **({"PASSPORT_HUB_DEV_API_KEY": key} if (key := self.dev_api_key) else {}),
             **clock,
+            "PASSPORT_HUB_WEBHOOK_ALLOW_HOSTS": s.webhook_allow_hosts,
+            **({"PASSPORT_HUB_WEBHOOK_SECRET_KEY": s.webhook_secret_key.get_secret_value()}
+               if s.webhook_secret_key is not None else {}),
         }
 
     @property
@@ -112,6 +118,23 @@ class Stack:
         if self.broker is not None:
             self.broker.stop()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+#: Where a dev stack's webhooks may point over plain http: the newcomer's local receiver.
+DEV_WEBHOOK_HOSTS = "127.0.0.1,localhost,::1"
+
+
+def dev_webhook_overrides(settings: Settings) -> dict[str, object]:
+    """A dev stack (embedded broker) delivers to loopback receivers, and seals its webhook
+    secrets with a key of its own run (its state lives and dies with the run), unless the
+    user chose either."""
+    chosen = settings.model_fields_set
+    out: dict[str, object] = {}
+    if "webhook_allow_hosts" not in chosen:
+        out["webhook_allow_hosts"] = DEV_WEBHOOK_HOSTS
+    if "webhook_secret_key" not in chosen:
+        out["webhook_secret_key"] = SecretStr(secrets.token_urlsafe(32))
+    return out
 
 
 def clock_overrides(settings: Settings, speed: float, now_ms: int) -> dict[str, object]:
