@@ -28,6 +28,9 @@ DEV_API_KEY = "dev-local-key"
 #: How fast the demo's router clock runs: 2 business days (48 h) pass in a minute of
 #: wall time (up to two over a weekend), so leads expire and move on while one watches.
 DEMO_CLOCK_SPEED = 2880.0
+#: The demo's webhook retries, compressed like its clock: a stopped receiver started again
+#: gets its deliveries within a minute or two, not after Svix's 5 min, 30 min, 2 h...
+DEMO_RETRY_SCHEDULE_S = "0,2,5,10,20,30,60,120"
 
 
 class Stack:
@@ -65,6 +68,8 @@ class Stack:
             overrides |= dev_webhook_overrides(base)
         if self._clock_speed is not None:
             overrides |= clock_overrides(base, self._clock_speed, time.time_ns() // 1_000_000)
+            if "webhook_retry_schedule_s" not in base.model_fields_set:
+                overrides["webhook_retry_schedule_s"] = DEMO_RETRY_SCHEDULE_S
         self.settings = base.model_copy(update=overrides)
         kafka.ensure_topics(self.settings)
         log_dir = None
@@ -92,6 +97,7 @@ class Stack:
             **({"PASSPORT_HUB_DEV_API_KEY": key} if (key := self.dev_api_key) else {}),
             **clock,
             "PASSPORT_HUB_WEBHOOK_ALLOW_HOSTS": s.webhook_allow_hosts,
+            "PASSPORT_HUB_WEBHOOK_RETRY_SCHEDULE_S": s.webhook_retry_schedule_s,
             **({"PASSPORT_HUB_WEBHOOK_SECRET_KEY": s.webhook_secret_key.get_secret_value()}
                if s.webhook_secret_key is not None else {}),
         }
