@@ -1,8 +1,9 @@
 """The read model: follows the state topics in a daemon thread into SQLite, and answers queries.
 
 The topics are the truth and the file a cache of them: every start deletes the
-file and rebuilds it by reading the passports and leads topics from the
-beginning (the whole topics, every partition, no consumer group).
+file and rebuilds it by reading its topics from the beginning (the whole
+topics, every partition, no consumer group). The lead-event feed's positions
+come from the leads topic's offsets, so they too are the same after a rebuild.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from hub.processor import Inbound
 from hub.reader import TopicReader
 from schemas import catalog
 from services.readmodel import store
+from services.readmodel.consistency import Token
 from services.readmodel.queries import Queries
 
 #: The topics the read model materialises.
-TOPICS = (catalog.PASSPORTS, catalog.LEADS)
+TOPICS = (catalog.PASSPORTS, catalog.LEADS, catalog.WEBHOOK_ENDPOINTS, catalog.DELIVERIES)
 
 
 class _StopRequestedError(Exception):
@@ -31,7 +33,7 @@ class _StopRequestedError(Exception):
 
 
 class ReadModel:
-    """Materialises PASSPORTS and LEADS into a SQLite file and serves read-only queries."""
+    """Materialises ``TOPICS`` into a SQLite file and serves read-only queries."""
 
     def __init__(self, settings: Settings, path: Path, *, poll_timeout_ms: int = 500) -> None:
         self.settings = settings
@@ -41,6 +43,9 @@ class ReadModel:
         self._stop = threading.Event()
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
+        # Notified after every batch the writer commits (wait_for_change).
+        self._changed = threading.Condition()
+        self._batches = 0
         self._reader: TopicReader | None = None
         self._writer: store.Writer | None = None
         self.records_read = 0
@@ -129,6 +134,38 @@ class ReadModel:
         """Businesses, passports issued, leads assigned and unassigned."""
         return self._queries.counts()
 
+    def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
+        """A reseller's webhook endpoint state (``Queries.webhook_endpoint``), or None."""
+        return self._queries.webhook_endpoint(reseller_id)
+
+    def deliveries(self, reseller_id: str, *, limit: int = 100,
+                   message_id: str | None = None) -> list[dict[str, Any]]:
+        """A reseller's delivery attempts, newest first (``Queries.deliveries``)."""
+        return self._queries.deliveries(reseller_id, limit=limit, message_id=message_id)
+
+    def lead_feed(self, reseller_id: str | None, *, cursor: str | None,
+                  limit: int = 100) -> dict[str, Any]:
+        """The lead events after ``cursor`` and the next cursor (``Queries.lead_feed``)."""
+        return self._queries.lead_feed(reseller_id, cursor=cursor, limit=limit)
+
+    def reflects_passport(self, siren: str, token: Token) -> bool:
+        """Whether the passports reflect the write ``token`` names (consistency.py's rules)."""
+        return self._queries.reflects_passport(siren, token)
+
+    def reflects_lead(self, lead_id: str, token: Token) -> bool:
+        """Whether the lead is known and reflects the write ``token`` names."""
+        return self._queries.reflects_lead(lead_id, token)
+
+    def wait_for_change(self, timeout_s: float) -> bool:
+        """Block until the writer commits its next batch, or ``timeout_s``; whether it did.
+
+        For long polls: check, wait, check again (a batch committed between the
+        first check and the wait is missed by the wait, not by the second check).
+        """
+        with self._changed:
+            seen = self._batches
+            return self._changed.wait_for(lambda: self._batches != seen, timeout_s)
+
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self, reader: TopicReader, writer: store.Writer) -> None:
@@ -165,5 +202,8 @@ class ReadModel:
                checked: bool = False) -> None:
         if checked and self._stop.is_set():
             raise _StopRequestedError
-        writer.apply((inbound.record, inbound.datum) for inbound in batch)
+        writer.apply(batch)
         self.records_read += len(batch)
+        with self._changed:
+            self._batches += 1
+            self._changed.notify_all()

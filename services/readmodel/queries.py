@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
-from services.readmodel import stats
+from services.readmodel import consistency, feed, stats
 from services.readmodel.aggregates import ENROLLED_STATES, Key
+from services.readmodel.consistency import Token
+from services.readmodel.store import MAX_DELIVERIES
 
 #: Most leads one query returns (the API's ``limit`` is bounded to it).
 MAX_LEADS = 1000
 #: Most passports one page holds (the API's ``limit`` is bounded to it).
 MAX_PAGE = 500
+#: Most feed events one call returns.
+MAX_FEED = 1000
 
 
 class Queries:
@@ -126,6 +130,80 @@ class Queries:
                 "COALESCE(SUM(status IN ('unassigned', 'queued')), 0) FROM leads").fetchone()
         return {"passports_issued": int(issued), "businesses": int(businesses),
                 "leads_assigned": int(assigned), "leads_unassigned": int(unassigned)}
+
+    def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
+        """A reseller's webhook endpoint as the delivery component last wrote it, or None."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT json FROM webhook_endpoints WHERE reseller_id = ?",
+                               (reseller_id,)).fetchone()
+        return None if row is None else _loads(row[0])
+
+    def deliveries(self, reseller_id: str, *, limit: int = 100,
+                   message_id: str | None = None) -> list[dict[str, Any]]:
+        """A reseller's delivery attempts, newest first; one message's only if ``message_id``.
+
+        Only the last ``MAX_DELIVERIES`` attempts of a reseller are kept.
+        """
+        limit = max(1, min(limit, MAX_DELIVERIES))
+        with self._connect() as conn:
+            if message_id is None:
+                rows = conn.execute(
+                    "SELECT json FROM deliveries WHERE reseller_id = ? ORDER BY seq DESC LIMIT ?",
+                    (reseller_id, limit)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT json FROM deliveries WHERE reseller_id = ? AND message_id = ? "
+                    "ORDER BY seq DESC LIMIT ?", (reseller_id, message_id, limit)).fetchall()
+        return [_loads(text) for (text,) in rows]
+
+    def lead_feed(self, reseller_id: str | None, *, cursor: str | None,
+                  limit: int = 100) -> dict[str, Any]:
+        """The lead events after ``cursor``, in feed order, and the cursor to ask from next.
+
+        ``reseller_id`` None: every reseller's events (an admin's), each body saying
+        ``reseller_id``. ``cursor`` None (or "" or "start"): from the beginning.
+        ``next_cursor`` is the given cursor (or the start one) when nothing is new.
+        ``ValueError`` for a cursor this model did not issue (feed.decode_cursor).
+        """
+        after = feed.decode_cursor(cursor)
+        limit = max(1, min(limit, MAX_FEED))
+        with self._connect() as conn:
+            if reseller_id is None:
+                rows = conn.execute(
+                    "SELECT seq, reseller_id, body FROM feed WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, limit)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT seq, reseller_id, body FROM feed WHERE reseller_id = ? AND seq > ? "
+                    "ORDER BY seq LIMIT ?", (reseller_id, after, limit)).fetchall()
+        events = [_loads(body) if reseller_id is not None
+                  else {**_loads(body), "reseller_id": owner} for _seq, owner, body in rows]
+        if not rows:
+            return {"events": [], "next_cursor": cursor or feed.START_CURSOR}
+        return {"events": events, "next_cursor": feed.encode_cursor(int(rows[-1][0]))}
+
+    def reflects_passport(self, siren: str, token: Token) -> bool:
+        """Whether the passports reflect the write ``token`` names (consistency.py's rules)."""
+        with self._connect() as conn:
+            if token.key == siren:
+                row = conn.execute("SELECT offsets FROM passports WHERE siren = ?",
+                                   (siren,)).fetchone()
+                return consistency.reflects_own(None if row is None else _offsets(row[0]),
+                                                token)
+            mark = conn.execute("SELECT next FROM watermarks WHERE input = ?",
+                                (token.where,)).fetchone()
+        return consistency.reflects_watermark(None if mark is None else int(mark[0]), token)
+
+    def reflects_lead(self, lead_id: str, token: Token) -> bool:
+        """Whether lead ``lead_id`` is known and reflects the write ``token`` names."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT offsets FROM leads WHERE lead_id = ?",
+                               (lead_id,)).fetchone()
+        return consistency.reflects_lead(None if row is None else _offsets(row[0]), token)
+
+
+def _offsets(text: str) -> dict[str, int]:
+    return {str(where): int(offset) for where, offset in json.loads(text).items()}
 
 
 def _loads(text: str) -> dict[str, Any]:

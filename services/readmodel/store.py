@@ -10,20 +10,25 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from hub.contract import Inbound
 from hub.store import connect
-from services.readmodel import aggregates, views
+from schemas.webhooks import lead_events, without_contact
+from services.readmodel import aggregates, feed, views
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS passports (
     siren TEXT PRIMARY KEY, json TEXT NOT NULL, state TEXT NOT NULL,
     departement TEXT NOT NULL, region TEXT NOT NULL, updated_at INTEGER NOT NULL,
     -- What this snapshot adds to the counters (aggregates.dumps): subtracted when replaced.
-    contrib TEXT NOT NULL
+    contrib TEXT NOT NULL,
+    -- The snapshot's input_offsets (JSON): read your writes (consistency.py).
+    offsets TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS passports_state ON passports (state);
 -- A delegation's pages, by SIREN, with or without a state filter.
@@ -41,17 +46,54 @@ CREATE TABLE IF NOT EXISTS leads (
     lead_id TEXT PRIMARY KEY, reseller_id TEXT, status TEXT NOT NULL,
     json TEXT NOT NULL, assigned_at INTEGER NOT NULL, version INTEGER NOT NULL,
     updated_at INTEGER NOT NULL, legacy INTEGER NOT NULL, duplicate_of TEXT,
-    contrib TEXT NOT NULL
+    contrib TEXT NOT NULL,
+    -- The change's input_offsets (JSON): read your writes (consistency.py).
+    offsets TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS leads_reseller ON leads (reseller_id, assigned_at);
 CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
 -- Event ids already applied: a re-emitted event (same id, DESIGN.md "Effectively
 -- once") arriving after a newer record of its key must not bring the old state back.
 CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Read your writes (consistency.py): per "<topic>/<partition>" input of the passport
+-- service, the highest next offset any snapshot's input_offsets showed.
+CREATE TABLE IF NOT EXISTS watermarks (
+    input TEXT PRIMARY KEY, next INTEGER NOT NULL
+) WITHOUT ROWID;
+-- The lead-event feed (feed.py): seq comes from the pn.leads.v1 offset, so it is the
+-- same after any rebuild; body is the event's JSON (schemas.webhooks.LeadEvent.body);
+-- siren finds a business's events when it is erased.
+CREATE TABLE IF NOT EXISTS feed (
+    seq INTEGER PRIMARY KEY, reseller_id TEXT NOT NULL, message_id TEXT NOT NULL UNIQUE,
+    lead_id TEXT, siren TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_reseller ON feed (reseller_id, seq);
+CREATE INDEX IF NOT EXISTS feed_siren ON feed (siren);
+-- The latest WebhookEndpoint of each reseller, by version (views.webhook_endpoint).
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    reseller_id TEXT PRIMARY KEY, version INTEGER NOT NULL, json TEXT NOT NULL
+) WITHOUT ROWID;
+-- The delivery log: one row per WebhookDelivery attempt in the order read (a reseller's
+-- attempts share a partition, so that is the order they were written), the last
+-- MAX_DELIVERIES of each reseller.
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY, reseller_id TEXT NOT NULL, message_id TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_reseller ON deliveries (reseller_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (reseller_id, message_id, seq);
 """
 
 PASSPORT_RECORD = "PassportSnapshot"
 LEAD_RECORD = "LeadAssigned"
+ENDPOINT_RECORD = "WebhookEndpoint"
+DELIVERY_RECORD = "WebhookDelivery"
+#: The records the read model serves; any other is ignored.
+RECORDS = frozenset({PASSPORT_RECORD, LEAD_RECORD, ENDPOINT_RECORD, DELIVERY_RECORD})
+
+#: Delivery attempts kept per reseller, newest: the log is for "what happened lately";
+#: the topic keeps the rest for as long as its retention says.
+MAX_DELIVERIES = 1000
 
 
 def remove(path: Path) -> None:
@@ -66,6 +108,26 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _offsets(datum: Mapping[str, Any]) -> dict[str, int]:
+    return {str(where): int(offset) for where, offset in (datum.get("input_offsets") or {}).items()}
+
+
+def _erasure(datum: Mapping[str, Any]) -> bool:
+    """Whether a lead change is the withdrawal an erasure of the business caused."""
+    return datum.get("change") == "withdrawn" and datum.get("reason") == "erased"
+
+
+@dataclass
+class _Moves:
+    """What one batch moves besides rows, applied once at its end."""
+
+    counters: Counter[aggregates.Key] = field(default_factory=Counter)
+    marks: dict[str, int] = field(default_factory=dict)
+    """Watermarks: the highest next offset per input the batch's snapshots showed."""
+    logged: set[str] = field(default_factory=set)
+    """Resellers whose delivery log grew (trimmed to ``MAX_DELIVERIES``)."""
+
+
 class Writer:
     """The read model's single writer connection."""
 
@@ -76,39 +138,63 @@ class Writer:
         # the space the old row leaves instead of keeping its bytes in free space.
         self._conn.execute("PRAGMA secure_delete = ON")
 
-    def apply(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
-        """Upsert (record name, datum) pairs in order, in one transaction; return how many changed.
+    def apply(self, batch: Iterable[Inbound]) -> int:
+        """Apply decoded records in order, in one transaction; return how many changed anything.
 
         The last record per key wins (for a lead: the highest version, so a
-        replayed older change never overwrites a newer one); an event id seen
-        before changes nothing; record names the read model does not serve are ignored. The counters
-        move in the same transaction: a reader never sees passports and figures
-        that disagree.
+        replayed older change never overwrites a newer one; for an endpoint: the
+        highest version); an event id seen before changes nothing; record names
+        the read model does not serve are ignored. The counters, the feed and
+        the watermarks move in the same transaction: a reader never sees
+        passports and figures, or a lead and its events, that disagree. The
+        records' offsets matter: a lead change's events take their feed
+        position from its offset (feed.py).
         """
         changed = 0
-        counters: Counter[aggregates.Key] = Counter()
+        moves = _Moves()
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for record, datum in records:
-                if record not in (PASSPORT_RECORD, LEAD_RECORD):
-                    continue
-                seen = conn.execute("INSERT OR IGNORE INTO applied (event_id) VALUES (?)",
-                                    (str(datum["event_id"]),))
-                if seen.rowcount == 0:
-                    continue
-                moved = (self._passport(datum) if record == PASSPORT_RECORD
-                         else self._lead(datum))
-                if moved is None:
-                    continue
-                counters.update(moved)
-                changed += 1
-            self._count(counters)
+            for inbound in batch:
+                if inbound.record in RECORDS and self._one(inbound, moves):
+                    changed += 1
+            self._count(moves.counters)
+            self._mark(moves.marks)
+            self._trim(moves.logged)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return changed
+
+    def _one(self, inbound: Inbound, moves: _Moves) -> bool:
+        """Apply one record the model serves; whether it changed anything."""
+        record, datum = inbound.record, inbound.datum
+        if record == PASSPORT_RECORD:
+            # Any snapshot read shows how far its service got, a repeat included.
+            for where, offset in _offsets(datum).items():
+                moves.marks[where] = max(offset, moves.marks.get(where, offset))
+        seen = self._conn.execute("INSERT OR IGNORE INTO applied (event_id) VALUES (?)",
+                                  (str(datum["event_id"]),))
+        if seen.rowcount == 0:
+            return False
+        if record == PASSPORT_RECORD:
+            moves.counters.update(self._passport(datum))
+            if datum.get("erased"):
+                self._scrub(str(datum["siren"]))
+            return True
+        if record == LEAD_RECORD:
+            moved = self._lead(datum)
+            if moved is None:
+                return False
+            moves.counters.update(moved)
+            self._feed(inbound.offset, datum)
+            return True
+        if record == ENDPOINT_RECORD:
+            return self._endpoint(datum)
+        self._delivery(datum)
+        moves.logged.add(str(datum["reseller_id"]))
+        return True
 
     def _passport(self, datum: Mapping[str, Any]) -> aggregates.Contribution:
         """Upsert a snapshot; return how the counters move (its contribution less the old one's)."""
@@ -117,13 +203,14 @@ class Writer:
                                  (view["siren"],)).fetchone()
         contribution = aggregates.contributions(datum)
         self._conn.execute(
-            "INSERT INTO passports (siren, json, state, departement, region, updated_at, contrib) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (siren) DO UPDATE SET json = excluded.json, "
-            "state = excluded.state, departement = excluded.departement, "
+            "INSERT INTO passports (siren, json, state, departement, region, updated_at, contrib, "
+            "offsets) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (siren) DO UPDATE SET "
+            "json = excluded.json, state = excluded.state, departement = excluded.departement, "
             "region = excluded.region, updated_at = excluded.updated_at, "
-            "contrib = excluded.contrib",
+            "contrib = excluded.contrib, offsets = excluded.offsets",
             (view["siren"], _dumps(view), view["state"], view["departement"], view["region"],
-             views.millis(datum["occurred_at"]), aggregates.dumps(contribution)))
+             views.millis(datum["occurred_at"]), aggregates.dumps(contribution),
+             _dumps(_offsets(datum))))
         return aggregates.change(aggregates.loads(None if row is None else row[0]), contribution)
 
     def _count(self, counters: Mapping[aggregates.Key, int]) -> None:
@@ -163,18 +250,96 @@ class Writer:
         # A reassignment replaces the row: the lead leaves the previous reseller's list.
         self._conn.execute(
             "INSERT INTO leads (lead_id, reseller_id, status, json, assigned_at, version, "
-            "updated_at, legacy, duplicate_of, contrib) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "updated_at, legacy, duplicate_of, contrib, offsets) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (lead_id) DO UPDATE SET reseller_id = excluded.reseller_id, "
             "status = excluded.status, json = excluded.json, "
             "assigned_at = excluded.assigned_at, version = excluded.version, "
             "updated_at = excluded.updated_at, legacy = excluded.legacy, "
-            "duplicate_of = excluded.duplicate_of, contrib = excluded.contrib",
+            "duplicate_of = excluded.duplicate_of, contrib = excluded.contrib, "
+            "offsets = excluded.offsets",
             (view["lead_id"], view["reseller_id"], view["status"], _dumps(view),
              views.millis(datum.get("assigned_at") or datum["occurred_at"]), version, at,
-             int(legacy), view["duplicate_of"], aggregates.dumps(contribution)))
+             int(legacy), view["duplicate_of"], aggregates.dumps(contribution),
+             _dumps(_offsets(datum))))
         moved = Counter(aggregates.change(old, contribution))
         moved.update(aggregates.lead_change_counts(datum))
         return dict(moved)
+
+    def _feed(self, offset: int, datum: Mapping[str, Any]) -> None:
+        """Add the events a lead change causes to the feed; on an erasure, scrub the business's.
+
+        Called for changes the lead's row took (not for a replayed older one, which
+        must not tell a CRM again what it has moved past). A message id already in
+        the feed adds nothing, whatever its offset: a change re-emitted under its
+        own event id is never heard twice.
+
+        Erasure is of a business, so it scrubs every event of every lead of it: the
+        withdrawal routing writes reaches only the open leads, while a closed one's
+        ``lead.assigned`` still carries the e-mail. The erased passport scrubs them
+        too (``apply``), and a business already erased gets no e-mail in new rows:
+        a rebuild reads the two topics in no particular order between them.
+        """
+        siren = str(datum["siren"])
+        erased = _erasure(datum) or self._erased(siren)
+        rows = []
+        for index, event in enumerate(lead_events(datum)):
+            body = event.body()
+            if erased:
+                body["data"] = without_contact(body["data"])
+            rows.append((feed.seq(offset, index), event.reseller_id, event.message_id,
+                         event.lead_id, siren, _dumps(body)))
+        self._conn.executemany(
+            "INSERT INTO feed (seq, reseller_id, message_id, lead_id, siren, body) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", rows)
+        if _erasure(datum):
+            self._scrub(siren)
+
+    def _erased(self, siren: str) -> bool:
+        row = self._conn.execute("SELECT json_extract(json, '$.erased') FROM passports "
+                                 "WHERE siren = ?", (siren,)).fetchone()
+        return bool(row and row[0])
+
+    def _scrub(self, siren: str) -> None:
+        """Rewrite every feed event about a business without its contact e-mail (erasure)."""
+        rows = self._conn.execute("SELECT seq, body FROM feed WHERE siren = ?",
+                                  (siren,)).fetchall()
+        scrubbed = []
+        for seq, text in rows:
+            body = json.loads(text)
+            data = without_contact(body["data"])
+            if data != body["data"]:
+                scrubbed.append((_dumps({**body, "data": data}), seq))
+        self._conn.executemany("UPDATE feed SET body = ? WHERE seq = ?", scrubbed)
+
+    def _endpoint(self, datum: Mapping[str, Any]) -> bool:
+        """Keep a reseller's endpoint at its highest version; whether this record was it."""
+        view = views.webhook_endpoint(datum)
+        cursor = self._conn.execute(
+            "INSERT INTO webhook_endpoints (reseller_id, version, json) VALUES (?, ?, ?) "
+            "ON CONFLICT (reseller_id) DO UPDATE SET version = excluded.version, "
+            "json = excluded.json WHERE excluded.version > webhook_endpoints.version",
+            (view["reseller_id"], view["version"], _dumps(view)))
+        return cursor.rowcount > 0
+
+    def _delivery(self, datum: Mapping[str, Any]) -> None:
+        view = views.delivery(datum)
+        self._conn.execute(
+            "INSERT INTO deliveries (reseller_id, message_id, json) VALUES (?, ?, ?)",
+            (str(datum["reseller_id"]), view["message_id"], _dumps(view)))
+
+    def _trim(self, resellers: Iterable[str]) -> None:
+        """Keep the last ``MAX_DELIVERIES`` attempts of each reseller that logged some."""
+        self._conn.executemany(
+            "DELETE FROM deliveries WHERE reseller_id = ? AND seq < (SELECT seq FROM deliveries "
+            "WHERE reseller_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            [(reseller, reseller, MAX_DELIVERIES - 1) for reseller in resellers])
+
+    def _mark(self, marks: Mapping[str, int]) -> None:
+        self._conn.executemany(
+            "INSERT INTO watermarks (input, next) VALUES (?, ?) "
+            "ON CONFLICT (input) DO UPDATE SET next = MAX(next, excluded.next)",
+            list(marks.items()))
 
     def close(self) -> None:
         self._conn.close()

@@ -180,3 +180,42 @@ def seen_by(view: Mapping[str, Any], reseller_id: str) -> dict[str, Any]:
     if "requested_as" in view:
         out["requested_as"] = view["requested_as"]
     return out
+
+
+def webhook_endpoint(datum: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's view of a ``WebhookEndpoint``: its state and secrets by fingerprint only.
+
+    The record never carries a secret (the delivery component keeps them sealed),
+    so nothing here can leak one; the fingerprints let a reseller tell which of
+    its secrets signs now and when a rotated-out one stops.
+    """
+    return {
+        "reseller_id": datum["reseller_id"],
+        "url": datum["url"],
+        "enabled": bool(datum["enabled"]),
+        "disabled_reason": datum.get("disabled_reason"),
+        "failing_since": iso(datum.get("failing_since")),
+        "secrets": [{"fingerprint": s["fingerprint"], "created_at": iso(s["created_at"]),
+                     "expires_at": iso(s.get("expires_at"))}
+                    for s in datum.get("secrets") or ()],
+        "version": int(datum["version"]),
+        "updated_at": iso(datum["occurred_at"]),
+    }
+
+
+def delivery(datum: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's view of one ``WebhookDelivery`` attempt (the record holds no body, no secret)."""
+    return {
+        "message_id": datum["message_id"],
+        "type": datum["type"],
+        "lead_id": datum.get("lead_id"),
+        "attempt": int(datum["attempt"]),
+        "url": datum["url"],
+        "outcome": datum["outcome"],
+        "http_status": datum.get("http_status"),
+        "latency_ms": datum.get("latency_ms"),
+        "error": datum.get("error"),
+        "next_attempt_at": iso(datum.get("next_attempt_at")),
+        "replay": bool(datum.get("replay", False)),
+        "at": iso(datum["occurred_at"]),
+    }

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.contract import Inbound
 from hub.errors import StoreError
+from schemas import catalog
 from services.readmodel import views
 from services.readmodel.queries import Queries
 from services.readmodel.store import Writer, remove
 
 T0 = datetime(2009, 3, 2, 9, 0, tzinfo=UTC)
+
+#: Offsets for ``inbounds``: increasing over the whole run, as a topic's would be.
+_OFFSETS = itertools.count()
+
+
+def inbounds(pairs: Iterable[tuple[str, dict[str, Any]]]) -> list[Inbound]:
+    """(record name, datum) pairs as the reader hands them to the writer, at fresh offsets."""
+    return [Inbound(catalog.LEADS if record == "LeadAssigned" else catalog.PASSPORTS, 0,
+                    next(_OFFSETS), None, record, datum, 0) for record, datum in pairs]
 
 
 def snapshot(siren: str, *, state: str = "in_training", modules: tuple[str, ...] = ("email-pro",),
@@ -43,11 +56,11 @@ def lead(lead_id: str, reseller: str | None, *, at: datetime = T0,
 def test_passport_view_and_last_snapshot_wins(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
     assert queries.passport("732829320") is None
-    writer.apply([("PassportSnapshot", snapshot("732829320"))])
+    writer.apply(inbounds([("PassportSnapshot", snapshot("732829320"))]))
     later = T0 + timedelta(days=2)
-    writer.apply([("PassportSnapshot", snapshot(
+    writer.apply(inbounds([("PassportSnapshot", snapshot(
         "732829320", state="passport_issued", at=later,
-        modules=("email-pro", "office-tools", "it-security")))])
+        modules=("email-pro", "office-tools", "it-security")))]))
     found = queries.passport("732829320")
     assert found is not None
     assert found["state"] == "passport_issued"
@@ -61,8 +74,8 @@ def test_a_replayed_event_id_changes_nothing(model: tuple[Writer, Queries]) -> N
     writer, queries = model
     first = snapshot("732829320", event_id="7d0b8f6e-1111-4c4e-9a51-000000000001")
     newer = snapshot("732829320", state="passport_issued", at=T0 + timedelta(hours=1))
-    assert writer.apply([("PassportSnapshot", first), ("PassportSnapshot", newer)]) == 2
-    assert writer.apply([("PassportSnapshot", first)]) == 0
+    assert writer.apply(inbounds([("PassportSnapshot", first), ("PassportSnapshot", newer)])) == 2
+    assert writer.apply(inbounds([("PassportSnapshot", first)])) == 0
     found = queries.passport("732829320")
     assert found is not None
     assert found["state"] == "passport_issued"
@@ -70,18 +83,19 @@ def test_a_replayed_event_id_changes_nothing(model: tuple[Writer, Queries]) -> N
 
 def test_other_records_are_ignored(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
-    assert writer.apply([("ModuleCompleted", {"event_id": "x"})]) == 0
+    assert writer.apply(inbounds([("ModuleCompleted", {"event_id": "x"})])) == 0
     assert queries.counts()["businesses"] == 0
 
 
 def test_leads_most_recent_first_limited_and_moved_on_reassignment(
         model: tuple[Writer, Queries]) -> None:
     writer, queries = model
-    writer.apply([("LeadAssigned", lead(f"L{i}", "web-78", at=T0 + timedelta(minutes=i)))
-                  for i in range(5)])
+    writer.apply(inbounds([("LeadAssigned", lead(f"L{i}", "web-78",
+                                                  at=T0 + timedelta(minutes=i)))
+                           for i in range(5)]))
     assert [x["lead_id"] for x in queries.leads_for("web-78")] == ["L4", "L3", "L2", "L1", "L0"]
     assert [x["lead_id"] for x in queries.leads_for("web-78", limit=2)] == ["L4", "L3"]
-    writer.apply([("LeadAssigned", lead("L4", "net-92", at=T0 + timedelta(days=2)))])
+    writer.apply(inbounds([("LeadAssigned", lead("L4", "net-92", at=T0 + timedelta(days=2)))]))
     assert [x["lead_id"] for x in queries.leads_for("web-78", limit=2)] == ["L3", "L2"]
     moved = queries.leads_for("net-92")
     assert moved[0]["assigned_at"] == "2009-03-04T09:00:00.000+00:00"
@@ -90,12 +104,12 @@ def test_leads_most_recent_first_limited_and_moved_on_reassignment(
 
 def test_counts(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
-    writer.apply([
+    writer.apply(inbounds([
         ("PassportSnapshot", snapshot("732829320", state="passport_issued")),
         ("PassportSnapshot", snapshot("552100554")),
         ("LeadAssigned", lead("L1", "web-78")),
         ("LeadAssigned", lead("L2", None, status="unassigned")),
-    ])
+    ]))
     assert queries.counts() == {"passports_issued": 1, "businesses": 2, "leads_assigned": 1,
                                 "leads_unassigned": 1}
 
@@ -108,7 +122,7 @@ def test_a_missing_file_is_a_store_error(tmp_path: Path) -> None:
 def test_remove_deletes_the_wal_companions(tmp_path: Path) -> None:
     path = tmp_path / "rm.sqlite"
     writer = Writer(path)
-    writer.apply([("PassportSnapshot", snapshot("732829320"))])
+    writer.apply(inbounds([("PassportSnapshot", snapshot("732829320"))]))
     writer.close()
     remove(path)
     assert list(tmp_path.iterdir()) == []
@@ -144,7 +158,7 @@ def v2(siren: str, *, state: str = "in_training", departement: str = "78", regio
 def test_the_passport_view_never_shows_contact_or_bookkeeping(
         model: tuple[Writer, Queries]) -> None:
     writer, queries = model
-    writer.apply([("PassportSnapshot", v2("732829320", scores=(4,)))])
+    writer.apply(inbounds([("PassportSnapshot", v2("732829320", scores=(4,)))]))
     found = queries.passport("732829320")
     assert found is not None
     assert not {"contact_email", "input_offsets", "replay_from", "applied_event_ids",
@@ -157,7 +171,7 @@ def test_the_passport_view_never_shows_contact_or_bookkeeping(
                                   "delegation": "78", "score": 4}]
     assert found["enrolled_at"] == "2009-03-02T09:00:00.000+00:00"
     assert (found["consent"], found["consent_withdrawn"], found["erased"]) == (True, False, False)
-    writer.apply([("PassportSnapshot", {**v2("732829320"), "consent_withdrawn": True})])
+    writer.apply(inbounds([("PassportSnapshot", {**v2("732829320"), "consent_withdrawn": True})]))
     withdrawn = queries.passport("732829320")
     assert withdrawn is not None
     assert (withdrawn["consent"], withdrawn["consent_withdrawn"]) == (False, True)
@@ -177,10 +191,11 @@ def test_counters_follow_replacements_and_equal_a_rebuild(tmp_path: Path) -> Non
     ]
     live = Writer(tmp_path / "live.sqlite")
     for datum in history:  # one snapshot per batch: every replacement subtracts the old one
-        live.apply([("PassportSnapshot", datum)])
+        live.apply(inbounds([("PassportSnapshot", datum)]))
     live.close()
     rebuilt = Writer(tmp_path / "rebuilt.sqlite")
-    rebuilt.apply([("PassportSnapshot", datum) for datum in history[2:]])  # the latest of each
+    # The latest of each:
+    rebuilt.apply(inbounds([("PassportSnapshot", datum) for datum in history[2:]]))
     rebuilt.close()
     figures = Queries(tmp_path / "live.sqlite").stats()
     assert figures == Queries(tmp_path / "rebuilt.sqlite").stats()
@@ -201,8 +216,8 @@ def test_counters_follow_replacements_and_equal_a_rebuild(tmp_path: Path) -> Non
 def test_a_replayed_snapshot_does_not_count_twice(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
     datum = v2("732829320", state="passport_issued", scores=(3,))
-    writer.apply([("PassportSnapshot", datum)])
-    writer.apply([("PassportSnapshot", datum)])
+    writer.apply(inbounds([("PassportSnapshot", datum)]))
+    writer.apply(inbounds([("PassportSnapshot", datum)]))
     figures = queries.stats()
     assert figures["national"]["passports_issued"] == 1
     assert figures["quality"]["by_module"][0]["responses"] == 1
@@ -211,12 +226,12 @@ def test_a_replayed_snapshot_does_not_count_twice(model: tuple[Writer, Queries])
 def test_a_departement_a_page_at_a_time_by_siren(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
     sirens = [f"{n:09d}" for n in range(100, 125)]  # the store does not check Luhn
-    writer.apply([("PassportSnapshot", v2(s, state="passport_issued" if i % 3 == 0
-                                          else "in_training"))
-                  for i, s in enumerate(reversed(sirens))])
-    writer.apply([("PassportSnapshot", v2("000000999", departement="92")),
-                  ("PassportSnapshot", {**v2("000000001", state="awaiting_enrolment",
-                                             departement="78"), "name": ""})])
+    writer.apply(inbounds([("PassportSnapshot", v2(s, state="passport_issued" if i % 3 == 0
+                                                   else "in_training"))
+                           for i, s in enumerate(reversed(sirens))]))
+    writer.apply(inbounds([("PassportSnapshot", v2("000000999", departement="92")),
+                           ("PassportSnapshot", {**v2("000000001", state="awaiting_enrolment",
+                                                      departement="78"), "name": ""})]))
     seen: list[str] = []
     after: str | None = None
     while True:
@@ -241,7 +256,7 @@ def test_a_departement_a_page_at_a_time_by_siren(model: tuple[Writer, Queries]) 
 def test_who_holds_a_lead(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
     assert queries.lead_holder("L1") == (False, None)
-    writer.apply([("LeadAssigned", lead("L1", "web-78")),
-                  ("LeadAssigned", lead("L2", None, status="unassigned"))])
+    writer.apply(inbounds([("LeadAssigned", lead("L1", "web-78")),
+                           ("LeadAssigned", lead("L2", None, status="unassigned"))]))
     assert queries.lead_holder("L1") == (True, "web-78")
     assert queries.lead_holder("L2") == (True, None)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hub.contract import Inbound
 from schemas.codec import Codec
 from services.readmodel import views
 from services.readmodel.queries import Queries
@@ -23,6 +24,7 @@ from services.routing import records
 from services.routing.registry import Registry, parse_profile
 from services.routing.router import Answer, LeadRequest, Router
 from services.routing.state import Change
+from tests.unit.test_readmodel import inbounds
 from tests.unit.test_readmodel import lead as v1_lead
 
 #: A Monday, 09:00 in Paris: a business day.
@@ -54,8 +56,8 @@ def datums(changes: list[Change]) -> list[dict[str, Any]]:
             for change in changes]
 
 
-def as_records(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    return [("LeadAssigned", datum) for datum in items]
+def as_records(items: list[dict[str, Any]]) -> list[Inbound]:
+    return inbounds(("LeadAssigned", datum) for datum in items)
 
 
 def test_a_lead_keeps_its_latest_version_its_last_trace_and_its_history(
@@ -222,7 +224,7 @@ def test_lead_figures_by_status_reassignments_breaches_and_reasons(
 
 def test_v1_records_still_read_with_their_defaults(model: tuple[Writer, Queries]) -> None:
     writer, queries = model
-    writer.apply([("LeadAssigned", v1_lead("L1", "web-78"))])
+    writer.apply(inbounds([("LeadAssigned", v1_lead("L1", "web-78"))]))
     found = queries.lead("L1")
     assert found is not None
     assert (found["version"], found["change"], found["decision"]) == (1, "assigned", None)

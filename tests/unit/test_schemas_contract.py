@@ -76,6 +76,21 @@ FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("input_offsets", "map"),
     ],
     "LeadWithdrawn": [("lead_id", "string"), ("siren", "string"), ("reason", "string")],
+    "WebhookCommand": [
+        ("reseller_id", "string"), ("command", "string"), ("url", OPT), ("enabled", OPT),
+        ("secret", OPT), ("overlap_ms", OPT), ("since", OPT), ("until", OPT),
+    ],
+    "WebhookEndpoint": [
+        ("reseller_id", "string"), ("url", "string"), ("enabled", "boolean"),
+        ("disabled_reason", OPT), ("failing_since", OPT), ("secrets", "array"),
+        ("version", "int"),
+    ],
+    "WebhookDelivery": [
+        ("reseller_id", "string"), ("message_id", "string"), ("type", "string"),
+        ("lead_id", OPT), ("attempt", "int"), ("url", "string"), ("outcome", "string"),
+        ("http_status", OPT), ("latency_ms", OPT), ("error", OPT), ("next_attempt_at", OPT),
+        ("replay", "boolean"),
+    ],
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -91,6 +106,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "modules": [], "offers": [], "feedback": [], "applied_event_ids": [], "parked": [],
     },
     "BusinessEnrolled": {"consent_share_with_resellers": False},
+    "WebhookDelivery": {"replay": False},
 }
 
 REGISTRY = SchemaRegistry.load()
