@@ -88,7 +88,8 @@ CATALOG: tuple[Topic, ...] = (
           "and has one partition, like the leads it is read beside.",
           writers=("api",), readers=("crm_webhook",), retained=True),
     Topic(WEBHOOK_ENDPOINTS, "reseller_id", 1, True, ("WebhookEndpoint",),
-          "The state of every reseller's webhook endpoint (compacted; secrets only as fingerprints).",
+          "The state of every reseller's webhook endpoint (compacted; secrets only as "
+          "fingerprints).",
           writers=("crm_webhook",), readers=("readmodel",)),
     Topic(DELIVERIES, "reseller_id", 3, False, ("WebhookDelivery",),
           "The delivery log: one record per attempt of a webhook message (no body, no secret).",
