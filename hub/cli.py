@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "(FILE… or --watch DIR; see `ingest --help`)", add_help=False)
     sub.add_parser("dlq", help="list, show and redrive dead letters (see `dlq --help`)",
                    add_help=False)
+    sub.add_parser("deliveries", help="webhook delivery tools: `deliveries replay --reseller R "
+                                      "--since T [--until T]`", add_help=False)
     routing = sub.add_parser("routing", help="lead routing tools (`routing simulate --help`)")
     tools = routing.add_subparsers(dest="tool", required=True)
     tools.add_parser("simulate", help="replay leads over a reseller table and a policy: what "
@@ -51,10 +53,13 @@ def _parser() -> argparse.ArgumentParser:
 #: (module, its leading arguments): ``passport-hub ingest X`` runs ``python -m
 #: connectors.file_drop ingest X``, ``passport-hub dlq list`` runs ``python -m
 #: connectors.dlq list``, ``passport-hub routing simulate X`` runs ``python -m
-#: services.routing.simulate X`` (by name: hub imports no connector nor service).
+#: services.routing.simulate X``, ``passport-hub deliveries replay X`` runs ``python -m
+#: connectors.crm_webhook.cli replay X`` (``python -m connectors.crm_webhook`` is the
+#: component itself) — by name: hub imports no connector nor service.
 DELEGATED: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {
     ("ingest",): ("connectors.file_drop", ("ingest",)),
     ("dlq",): ("connectors.dlq", ()),
+    ("deliveries",): ("connectors.crm_webhook.cli", ()),
     ("routing", "simulate"): ("services.routing.simulate", ()),
 }
 

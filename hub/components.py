@@ -14,7 +14,9 @@ COMPONENTS: dict[str, str] = {
     "synthetic": "connectors.synthetic",
     # Watches <data dir>/inbox for dropped files; `passport-hub ingest` runs it by hand.
     "file_drop": "connectors.file_drop",
+    # Pushes lead events to the resellers' CRMs (Standard Webhooks, with retries).
+    "crm_webhook": "connectors.crm_webhook",
 }
 
 #: What ``passport-hub up`` runs (the synthetic source only with ``--demo``).
-CORE = ("api", "passport", "routing")
+CORE = ("api", "passport", "routing", "crm_webhook")

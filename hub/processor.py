@@ -92,10 +92,12 @@ class ProcessorLoop:
                  registry: CollectorRegistry, codec: Codec | None = None,
                  before_poll: Callable[[], None] | None = None,
                  restorer: Restorer | None = None, align_inputs: bool = False,
-                 millis_timestamps: bool = False) -> None:
+                 millis_timestamps: bool = False, idle_poll_ms: int = 500) -> None:
         """``align_inputs``: read co-partitioned inputs in step (hub.align);
         ``millis_timestamps``: hand the processor ``timestamp-millis`` fields as epoch
-        milliseconds, not datetimes (``Codec.decode``)."""
+        milliseconds, not datetimes (``Codec.decode``); ``idle_poll_ms``: the longest a
+        poll waits for records (``run``), so the longest between two ``flush``es."""
+        self._idle_poll_ms = idle_poll_ms
         self.processor = processor
         # Checked once: a runtime-checkable protocol's isinstance walks its members.
         self._deferring = processor if isinstance(processor, Deferring) else None
@@ -132,7 +134,7 @@ class ProcessorLoop:
     def run(self) -> None:
         """Process batches until ``stop`` is called."""
         while not self._stopping.is_set():
-            self.run_once()
+            self.run_once(self._idle_poll_ms)
 
     def stop(self) -> None:
         """Ask ``run`` to return after the batch in hand."""

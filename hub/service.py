@@ -69,6 +69,13 @@ class Wiring:
     """Read co-partitioned inputs in step by record time (hub.align)."""
     millis_timestamps: bool = False
     """The processor takes ``timestamp-millis`` fields as epoch milliseconds (``int``)."""
+    idle_poll_ms: int = 500
+    """How long a poll waits for records when the inputs are caught up: a ``Deferring``
+    processor that acts on time, not only on records (the webhook sender's answers and
+    retries), sets it lower, so ``flush`` runs that often."""
+    registry: CollectorRegistry | None = None
+    """Where the service's own metrics are (default: a registry of the loop's alone); the
+    process's /metrics serves it, with the loop's metrics."""
 
 
 def processor_loop(wiring: Wiring, *, settings: Settings, store: Store,
@@ -77,7 +84,8 @@ def processor_loop(wiring: Wiring, *, settings: Settings, store: Store,
     return ProcessorLoop(wiring.processor, settings=settings, store=store, registry=registry,
                          before_poll=wiring.before_poll, restorer=wiring.restorer,
                          align_inputs=wiring.align_inputs,
-                         millis_timestamps=wiring.millis_timestamps)
+                         millis_timestamps=wiring.millis_timestamps,
+                         idle_poll_ms=wiring.idle_poll_ms)
 
 
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
@@ -89,7 +97,7 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     wiring = build(settings)
     processor = wiring.processor
     logs.configure(fmt=settings.log_format, level=settings.log_level, component=processor.name)
-    registry = CollectorRegistry()
+    registry = wiring.registry if wiring.registry is not None else CollectorRegistry()
     metrics.serve(registry, host=settings.metrics_host, port=settings.metrics_port)
     kafka.ensure_topics(settings)
     with Store(store_path(settings, processor.name, instance)) as store:
