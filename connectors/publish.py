@@ -12,12 +12,13 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from hub import kafka, logs
 from hub.config import Settings
@@ -40,6 +41,16 @@ class Record:
     key: bytes
     value: bytes
     """Avro single-object encoding: the same event always has the same bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Where the broker wrote an acknowledged record: what a consistency token names."""
+
+    topic: str
+    """The topic as written (with the settings' prefix)."""
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,17 @@ class Publisher:
         """
         return Record(self.settings.topic(event.TOPIC), event.key().encode("utf-8"),
                       self.codec.encode_trusted(event.RECORD, _avro_fields(event)))
+
+    def datum_record(self, topic: str, key: str, record: str,
+                     datum: Mapping[str, Any]) -> Record:
+        """The Kafka record of a datum that is no partner event (the API's webhook commands).
+
+        Such a datum is built by our own code, not validated by a model, so it goes
+        through the codec's checked ``encode``: a field that does not fit its schema
+        is a ``ContractError`` here, not a record nobody can read.
+        """
+        return Record(self.settings.topic(topic), key.encode("utf-8"),
+                      self.codec.encode(record, dict(datum)))
 
     def publish(self, event: EventModel) -> None:
         """Produce one event and return once the broker acknowledged it.
@@ -288,6 +310,27 @@ class Publisher:
                            else self._delivery_ms / 1000 + 1)
         except KafkaError as exc:
             self.log.warning("publisher.close_incomplete", error=type(exc).__name__)
+
+
+def ack_of(future: Any) -> Ack | None:
+    """Where an acknowledged future of ``send`` says its record is, else None.
+
+    None too for anything that is not the client's future (the tests' fakes hand
+    their own objects around): a caller then simply has no position to tell.
+    """
+    if not isinstance(future, FutureRecordMetadata) or not future.is_done:
+        return None
+    if not future.succeeded():
+        return None
+    metadata = future.value
+    return Ack(str(metadata.topic), int(metadata.partition), int(metadata.offset))
+
+
+def acks(sending: Sending) -> list[Ack | None]:
+    """The positions of a ``Sending``'s records once ``acknowledged``: one per record, in order
+    (None for a record not acknowledged, or not sent at all)."""
+    positions = [ack_of(future) for future in sending.futures]
+    return positions + [None] * (sending.count - len(positions))
 
 
 def _avro_fields(event: EventModel) -> dict[str, Any]:

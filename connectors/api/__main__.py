@@ -18,6 +18,7 @@ from connectors.api.app import create_app
 from connectors.api.auth import KeyRing
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.readside import ModelReadSide
+from connectors.crm_webhook.secrets import Sealer
 from connectors.publish import Publisher
 from hub import kafka, logs
 from hub.config import Settings
@@ -41,6 +42,10 @@ def main() -> int:
     if keyring.dev_key_enabled:
         log.warning("api.dev_key_enabled",
                     hint="PASSPORT_HUB_DEV_API_KEY is accepted with every scope: dev only")
+    if not Sealer.from_settings(settings).protected:
+        log.warning("api.webhook_secrets_plain",
+                    hint="set PASSPORT_HUB_WEBHOOK_SECRET_KEY: the webhook signing secrets the "
+                    "API issues travel unsealed on the commands topic")
     publisher = Publisher(settings)
     # One read model file per API port: two API processes on one data directory must not
     # share it. The idempotency store is shared by them (SQLite serialises the writers).

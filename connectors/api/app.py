@@ -1,13 +1,16 @@
-"""The HTTP API: partner events in (202 only after the broker's ack), passports and leads out.
+"""The HTTP API: partner events in (202 only after the broker's ack), passports and leads out,
+resellers' webhooks managed, their lead events pulled.
 
 ``create_app`` builds the whole application from what it is given (settings,
 a publisher, a read side, a key ring, an idempotency store, a metrics
-registry): no globals, so tests and the entry point wire it the same way.
-Every route but the probes, ``/metrics`` and the documents needs an API key.
+registry, a clock): no globals, so tests and the entry point wire it the same
+way. Every route but the probes, ``/metrics`` and the documents needs an API key.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import orjson
@@ -17,14 +20,19 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.api import bodies, leads, openapi, problems
+from connectors.api import bodies, consistency, feed, leads, openapi, openapi_webhooks, problems
+from connectors.api import webhooks as webhook_routes
 from connectors.api.auth import KeyRing
 from connectors.api.bearer import Authenticated
+from connectors.api.commands import Commands
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import EventWriter, Ingest
 from connectors.api.observe import HttpMetrics, Observe
 from connectors.api.problems import LastResort
 from connectors.api.readside import ReadSide
+from connectors.api.waiting import Changes
+from connectors.crm_webhook.secrets import Sealer
+from connectors.crm_webhook.ssrf import Guard
 from hub.config import Settings
 from schemas import asyncapi
 from schemas.models import Siren
@@ -32,20 +40,33 @@ from schemas.reference import DEPARTEMENTS
 from services.readmodel.queries import MAX_PAGE
 
 _SIREN: TypeAdapter[str] = TypeAdapter(Siren)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide,
-               keyring: KeyRing, store: AcceptedStore, registry: CollectorRegistry) -> FastAPI:
-    """The API application, wired to its collaborators."""
+               keyring: KeyRing, store: AcceptedStore, registry: CollectorRegistry,
+               clock: Callable[[], int] = _wall_ms) -> FastAPI:
+    """The API application, wired to its collaborators (``clock``: epoch ms, for commands)."""
     app = FastAPI(title="passport-hub", version="1", docs_url="/docs", redoc_url=None,
                   description="Partner events in, passports and leads out. Errors are RFC 9457 "
                   "problem details (`application/problem+json`).")
     app.add_middleware(LastResort)
     app.add_middleware(Observe, metrics=HttpMetrics.create(registry))
     problems.install(app)
-    openapi.install(app)
+    openapi.install(app, openapi_webhooks.SCHEMAS)
     app.state.keyring = keyring
     ingest = Ingest(publisher=publisher, readside=readside, store=store,
-                    ack_timeout_s=settings.produce_timeout_s)
-    app.include_router(leads.routes(readside, ingest))
+                    ack_timeout_s=settings.produce_timeout_s, topic_prefix=settings.topic_prefix)
+    changes = Changes(readside.wait_for_change)
+    commands = Commands(ingest, Sealer.from_settings(settings), clock)
+    app.include_router(leads.routes(readside, ingest, changes))
+    app.include_router(webhook_routes.routes(
+        readside, commands, changes, guard=Guard.from_settings(settings),
+        overlap_ms=int(settings.webhook_rotation_overlap_s * 1000)))
+    app.include_router(feed.routes(readside, changes))
 
     @app.post("/v1/events", status_code=202, response_model=None, **openapi.event_route())
     async def ingest_one(request: Request, who: Authenticated) -> Response:
@@ -70,11 +91,20 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
 
     @app.get("/v1/passports/{siren}", response_model=None, responses={
         200: openapi.json_response("Passport", "The passport."),
-        **openapi.problem_responses(401, 403, 404, 422, 503)})
-    def passport(siren: Annotated[str, Path(openapi_examples={
+        **openapi.problem_responses(401, 403, 404, 422, 503, 504)})
+    async def passport(siren: Annotated[str, Path(openapi_examples={
             "enrolled": {"summary": "a SIREN", "value": "732829320"}})],
-                 who: Authenticated) -> Response:
-        """The latest passport of a business (a delegation's or an admin key)."""
+                       who: Authenticated,
+                       after: Annotated[str | None, consistency.AFTER] = None,
+                       wait: Annotated[int | None, consistency.WAIT] = None) -> Response:
+        """The latest passport of a business (a delegation's or an admin key).
+
+        **Read your writes**: `after` (the `consistency_token` of a 202, e.g. of an
+        enrolment) answers only once the passport reflects that write, waiting
+        `wait` seconds at most (default 10; 0-30), else a 504
+        `not-yet-consistent`. `wait` alone waits for a passport not known yet
+        to appear instead of answering 404 at once.
+        """
         try:
             _SIREN.validate_python(siren)
         except ValidationError as exc:
@@ -83,7 +113,12 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         if not who.reads_passports:
             return problems.respond(problems.forbidden(
                 f"key {who.key_id} may not read passports"))
-        found = readside.passport(siren)
+        await consistency.settle(
+            changes, after=after, wait=wait,
+            reflects=lambda token: readside.reflects_passport(siren, token),
+            present=lambda: readside.passport(siren) is not None,
+            what=f"the passport of {siren}")
+        found = await run_in_threadpool(readside.passport, siren)
         if found is None:
             return problems.respond(problems.not_found(f"no passport for SIREN {siren}"))
         return JSONResponse(found)

@@ -1,7 +1,8 @@
 """The API key of a request as a FastAPI dependency: every route's ``who: Authenticated``.
 
-Its own module so that every module of routes (app.py, leads.py) depends on it
-without depending on each other.
+Its own module so that every module of routes (app.py, leads.py, webhooks.py,
+feed.py) depends on it without depending on each other; ``for_reseller`` is
+their one check of a reseller's route.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
 
 from connectors.api import problems
 from connectors.api.auth import Caller, KeyRing
 from connectors.api.problems import ProblemError
+from schemas.models import ResellerId
+
+_RESELLER: TypeAdapter[str] = TypeAdapter(ResellerId)
 
 _BEARER = HTTPBearer(auto_error=False, description="A partner API key: "
                      "`Authorization: Bearer <token>` (`python -m connectors.api.keys add`).")
@@ -33,3 +38,15 @@ async def authenticate(request: Request, credentials: Annotated[
 
 
 Authenticated = Annotated[Caller, Depends(authenticate)]
+
+
+def for_reseller(who: Caller, reseller_id: str, doing: str) -> None:
+    """Check a reseller's route: a valid id (else 422) the caller speaks for (its own key, or
+    an admin's; else 403 naming what it may not ``doing``, e.g. "read the leads of")."""
+    try:
+        _RESELLER.validate_python(reseller_id)
+    except ValidationError as exc:
+        raise ProblemError(problems.invalid_body(problems.located(
+            "reseller_id", exc.errors(include_input=False)), "not a valid reseller id")) from exc
+    if not who.speaks_for(reseller_id):
+        raise ProblemError(problems.forbidden(f"key {who.key_id} may not {doing} {reseller_id}"))

@@ -12,6 +12,10 @@ its data directory, shared only by instances on that directory). A retry
 that lands on another instance is published again, and is then dropped
 downstream, where every reader deduplicates by event id (DESIGN.md,
 Guarantees). Ids are remembered for ``api_idempotency_days``.
+
+With each id the store keeps where the broker wrote the event (partition and
+offset), so a retry answers the first write's consistency token: reading
+after it waits for the write that was made, not for one that never was.
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ from hub.store import connect
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted_log (
     event_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, topic TEXT NOT NULL,
-    accepted_at INTEGER NOT NULL
+    accepted_at INTEGER NOT NULL, kafka_partition INTEGER, kafka_offset INTEGER
 );
 """
+# Files written before consistency tokens lack the place of each write: their rows
+# answer a null token, new rows fill the columns in.
+_POSITIONS = (
+    "ALTER TABLE accepted_log ADD COLUMN kafka_partition INTEGER",
+    "ALTER TABLE accepted_log ADD COLUMN kafka_offset INTEGER",
+)
 # The layout before 2026-11-30: one B-tree keyed by the (random) event id. Its rows move
 # into the log, oldest first, the first time a store opens the file.
 _MIGRATE = """
@@ -54,6 +64,9 @@ class Accepted(NamedTuple):
     event_id: str
     body_sha256: str
     topic: str
+    partition: int | None = None
+    """Where the broker wrote it (None: not known, e.g. accepted before this was kept)."""
+    offset: int | None = None
 
 
 class AcceptedStore:
@@ -98,6 +111,7 @@ class AcceptedStore:
             if self._writer.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                                     "AND name = 'accepted'").fetchone():
                 self._writer.executescript(f"BEGIN IMMEDIATE; {_MIGRATE} COMMIT;")
+            _add_positions(self._writer)
             # A second connection for lookups: WAL lets it read while the writer commits.
             self._reader = _connect(path)
         except (OSError, sqlite3.Error) as exc:
@@ -137,7 +151,8 @@ class AcceptedStore:
                     chunk = rows[start:start + _CHUNK]
                     marks = ",".join("?" * len(chunk))
                     for row in self._reader.execute(
-                            "SELECT event_id, body_sha256, topic FROM accepted_log "  # noqa: S608 - marks only
+                            "SELECT event_id, body_sha256, topic, kafka_partition, "  # noqa: S608 - marks only
+                            "kafka_offset FROM accepted_log "
                             f"WHERE rowid IN ({marks})", chunk):
                         if row[0] in wanted:
                             found[row[0]] = Accepted(*row)
@@ -263,9 +278,10 @@ class AcceptedStore:
                         "SELECT coalesce(max(rowid), 0) FROM accepted_log").fetchone()
                     conn.executemany(
                         "INSERT INTO accepted_log (rowid, event_id, body_sha256, topic, "
-                        "accepted_at) VALUES (?, ?, ?, ?, ?)",
-                        [(last + 1 + i, a.event_id, a.body_sha256, a.topic, at)
-                         for i, (a, at) in enumerate(batch)])
+                        "accepted_at, kafka_partition, kafka_offset) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(last + 1 + i, a.event_id, a.body_sha256, a.topic, at, a.partition,
+                          a.offset) for i, (a, at) in enumerate(batch)])
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -325,6 +341,25 @@ class AcceptedStore:
         self._thread.join(30)
         self._reader.close()
         self._writer.close()
+
+
+def _add_positions(conn: sqlite3.Connection) -> None:
+    """Give a file from before consistency tokens its position columns (once, whoever first)."""
+    def present() -> bool:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(accepted_log)")}
+        return "kafka_offset" in columns
+
+    if present():
+        return
+    conn.execute("BEGIN IMMEDIATE")  # another process on the file may be adding them too
+    try:
+        if not present():
+            for statement in _POSITIONS:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _connect(path: Path) -> sqlite3.Connection:

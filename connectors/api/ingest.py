@@ -7,7 +7,14 @@ ack), and an outcome says 202 only for an event the broker acknowledged, or
 one it had acknowledged before (an idempotent retry, not published again).
 ``accept`` and ``accept_batch`` block (broker, SQLite): the HTTP layer calls
 them from a worker thread. ``accept_one`` is the single event's way, from the
-event loop.
+event loop, and ``publish`` the way of a record that is no partner event (the
+webhook commands): no idempotency, the same acknowledgement and 503.
+
+An accepted outcome carries the write's consistency token (where the broker
+put the record: ``consistency.token``). A retry of an event accepted before
+answers the token of the first write: the idempotency store keeps its
+partition and offset (an acceptance it remembers from before it kept them
+answers a null token).
 """
 
 from __future__ import annotations
@@ -15,18 +22,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastapi.concurrency import run_in_threadpool
 
-from connectors.api import bodies, problems
+from connectors.api import bodies, consistency, problems
 from connectors.api.auth import Caller
 from connectors.api.idempotency import Accepted, AcceptedStore
 from connectors.api.readside import ReadSide
-from connectors.publish import Record, Sending
+from connectors.publish import Ack, Record, Sending, ack_of, acks
 from hub import logs
 from hub.errors import BrokerUnavailable, StoreError
 from schemas.models import EventModel, LeadAnswered
@@ -36,6 +43,9 @@ class EventWriter(Protocol):
     """What the ingest needs of ``connectors.publish.Publisher``."""
 
     def record(self, event: EventModel) -> Record: ...
+
+    def datum_record(self, topic: str, key: str, record: str,
+                     datum: Mapping[str, Any]) -> Record: ...
 
     def send_records(self, records: Sequence[Record]) -> Sending: ...
 
@@ -56,26 +66,29 @@ class EventWriter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one item: 202 with its event id and topic, or a problem."""
+    """What became of one item: 202 with its event id, topic and token, or a problem."""
 
     status: int
     event_id: str | None = None
     topic: str | None = None
     problem: dict[str, Any] | None = None
+    token: str | None = None
+    """The consistency token of the write (None: its place is not known)."""
 
     def as_item(self, index: int) -> dict[str, Any]:
         """The item of a batch answer."""
         if self.status == 202:
             return {"index": index, "status": 202, "event_id": self.event_id,
-                    "topic": self.topic}
+                    "topic": self.topic, "consistency_token": self.token}
         return {"index": index, "status": self.status, "problem": self.problem}
 
     def accepted_body(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "topic": self.topic, "status": "accepted"}
+        return {"event_id": self.event_id, "topic": self.topic, "status": "accepted",
+                "consistency_token": self.token}
 
 
-def _accepted(event_id: str, topic: str) -> Outcome:
-    return Outcome(202, event_id, topic)
+def _accepted(event_id: str, topic: str, token: str | None) -> Outcome:
+    return Outcome(202, event_id, topic, token=token)
 
 
 def _failed(document: dict[str, Any]) -> Outcome:
@@ -111,11 +124,12 @@ class Ingest:
     """
 
     def __init__(self, *, publisher: EventWriter, readside: ReadSide, store: AcceptedStore,
-                 ack_timeout_s: float) -> None:
+                 ack_timeout_s: float, topic_prefix: str = "") -> None:
         self.publisher = publisher
         self.readside = readside
         self.store = store
         self._ack_timeout_s = ack_timeout_s
+        self._prefix = topic_prefix  # tokens name base topics
         # Another request publishing the same id is done within its own ack timeout.
         self._claim_timeout_s = ack_timeout_s + 1
         self._turn = threading.Lock()
@@ -222,8 +236,8 @@ class Ingest:
             if fresh:
                 with turn:
                     sending = self.publisher.send_records([one.record for one in fresh])
-                outcomes.update(self._conclude(
-                    fresh, self.publisher.acknowledged(sending, flush=bulk)))
+                failures = self.publisher.acknowledged(sending, flush=bulk)
+                outcomes.update(self._conclude(fresh, failures, acks(sending)))
         finally:
             self.store.release(claimed)
         return [outcomes[one.event_id] for one in pending]
@@ -247,21 +261,25 @@ class Ingest:
             elif before is None:
                 fresh.append(one)
             elif before.body_sha256 == one.sha256:
-                outcomes[one.event_id] = _accepted(one.event_id, before.topic)
+                outcomes[one.event_id] = _accepted(one.event_id, before.topic, consistency.token(
+                    self._prefix, one.record.key, before.topic, before.partition, before.offset))
             else:
                 outcomes[one.event_id] = _failed(_conflict(one.event_id))
         return outcomes, fresh
 
-    def _conclude(self, fresh: Sequence[_Pending],
-                  failures: Sequence[BrokerUnavailable | None]) -> dict[str, Outcome]:
-        """Outcomes of published events; the acknowledged ones are remembered."""
+    def _conclude(self, fresh: Sequence[_Pending], failures: Sequence[BrokerUnavailable | None],
+                  positions: Sequence[Ack | None]) -> dict[str, Outcome]:
+        """Outcomes of published events; the acknowledged ones are remembered, with their place."""
         outcomes: dict[str, Outcome] = {}
         acked: list[Accepted] = []
         failed: BrokerUnavailable | None = None
-        for one, failure in zip(fresh, failures, strict=True):
+        for one, failure, at in zip(fresh, failures, positions, strict=True):
             if failure is None:
-                acked.append(Accepted(one.event_id, one.sha256, one.record.topic))
-                outcomes[one.event_id] = _accepted(one.event_id, one.record.topic)
+                partition, offset = (None, None) if at is None else (at.partition, at.offset)
+                acked.append(Accepted(one.event_id, one.sha256, one.record.topic,
+                                      partition, offset))
+                outcomes[one.event_id] = _accepted(one.event_id, one.record.topic,
+                                                   self.token(one.record, at))
             else:
                 failed = failure
                 outcomes[one.event_id] = _failed(problems.unavailable_body(
@@ -296,16 +314,42 @@ class Ingest:
         try:
             outcomes, fresh = self._decide([one], claimed)
             if fresh:
-                future = self.publisher.send_now(one.record)
-                if future is None:
-                    failures = await run_in_threadpool(
-                        self.publisher.publish_records, [one.record], flush=False)
-                else:
-                    failures = [await self._acknowledgement(future)]
-                outcomes.update(self._conclude(fresh, failures))
+                failure, at = await self._send(one.record)
+                outcomes.update(self._conclude(fresh, [failure], [at]))
         finally:
             self.store.release(claimed)
         return outcomes[one.event_id]
+
+    async def publish(self, record: Record) -> Ack | None:
+        """Publish one record that is no partner event; return where it was written once
+        acknowledged (None: acknowledged, place unknown). Raises ``BrokerUnavailable``
+        (the app answers 503 with Retry-After)."""
+        failure, at = await self._send(record)
+        if failure is not None:
+            self.log.warning("ingest.unavailable", events=1, failed=1, topic=record.topic,
+                             error=type(failure.__cause__ or failure).__name__)
+            raise failure
+        return at
+
+    def token(self, record: Record, at: Ack | None) -> str | None:
+        """The consistency token of ``record`` written at ``at``."""
+        if at is None:
+            return None
+        return consistency.token(self._prefix, record.key, at.topic, at.partition, at.offset)
+
+    async def _send(self, record: Record) -> tuple[BrokerUnavailable | None, Ack | None]:
+        """Send one record and wait for its acknowledgement: from the loop when the client
+        is warm (``send_now``), else in a worker thread."""
+        future = self.publisher.send_now(record)
+        if future is None:
+            return await run_in_threadpool(self._send_blocking, record)
+        failure = await self._acknowledgement(future)
+        return failure, None if failure is not None else ack_of(future)
+
+    def _send_blocking(self, record: Record) -> tuple[BrokerUnavailable | None, Ack | None]:
+        sending = self.publisher.send_records([record])
+        [failure] = self.publisher.acknowledged(sending, flush=False)
+        return failure, acks(sending)[0]
 
     async def _threaded(self, caller: Caller, event: EventModel) -> Outcome:
         outcomes = await run_in_threadpool(self.accept, caller, [event], bulk=False)

@@ -8,7 +8,7 @@ Each route lists the problems it answers, as ``application/problem+json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -109,14 +109,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                   "description": "each field that breaks the contract (422)"}},
     },
     "Accepted": {
-        "type": "object", "required": ["event_id", "topic", "status"],
+        "type": "object", "required": ["event_id", "topic", "status", "consistency_token"],
         "properties": {"event_id": {**_STRING, "format": "uuid"}, "topic": _STRING,
-                       "status": {"type": "string", "enum": ["accepted"]}},
+                       "status": {"type": "string", "enum": ["accepted"]},
+                       "consistency_token": _ref("ConsistencyToken")},
     },
     "BatchItemAccepted": {
-        "type": "object", "required": ["index", "status", "event_id", "topic"],
+        "type": "object", "required": ["index", "status", "event_id", "topic",
+                                       "consistency_token"],
         "properties": {"index": _INTEGER, "status": {"type": "integer", "enum": [202]},
-                       "event_id": {**_STRING, "format": "uuid"}, "topic": _STRING},
+                       "event_id": {**_STRING, "format": "uuid"}, "topic": _STRING,
+                       "consistency_token": _ref("ConsistencyToken")},
+    },
+    "ConsistencyToken": {
+        "type": ["string", "null"],
+        "description": "Where the broker wrote the event, opaque: pass it as `after` to "
+        "`GET /v1/passports/{siren}` or `GET /v1/leads/{lead_id}` to read your write (the "
+        "read waits until it is reflected). A retry answers the first write's token; null "
+        "when its place is not known.",
     },
     "BatchItemFailed": {
         "type": "object", "required": ["index", "status", "problem"],
@@ -255,6 +265,8 @@ _DESCRIPTIONS = {
     415: "The body is not application/json (or application/*+json) in utf-8.",
     422: "The input breaks the contract: `errors` names each field.",
     503: f"The broker (or the read model) is not available: retry after {RETRY_AFTER_S} s.",
+    504: "Not yet consistent: the read model did not reflect the write `after` names within "
+         "`wait` seconds; retry (or read without `after`).",
 }
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": _STRING, "description": "Bearer"}},
@@ -362,8 +374,9 @@ def batch_route() -> dict[str, Any]:
     }
 
 
-def install(app: FastAPI) -> None:
-    """Make ``app.openapi()`` carry the event schemas and the problem schemas."""
+def install(app: FastAPI, extra: Mapping[str, dict[str, Any]] | None = None) -> None:
+    """Make ``app.openapi()`` carry the event schemas, the problem schemas and ``extra``
+    (the schemas of other route modules: ``openapi_webhooks.SCHEMAS``)."""
     events = EVENT_ADAPTER.json_schema(ref_template=_REF)
     definitions = events.pop("$defs", {})
 
@@ -375,6 +388,7 @@ def install(app: FastAPI) -> None:
             schemas.update(definitions)
             schemas["Event"] = events
             schemas.update(SCHEMAS)
+            schemas.update(extra or {})
             app.openapi_schema = document
         return app.openapi_schema
 

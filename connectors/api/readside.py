@@ -1,10 +1,12 @@
-"""What the API reads: the read model's queries (passports, leads, who holds a lead, figures)."""
+"""What the API reads: the read model's queries (passports, leads, who holds a lead, figures,
+webhook endpoints and deliveries, the lead-event feed) and whether it reflects a write yet."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
 from services.readmodel import ReadModel
+from services.readmodel.consistency import Token
 
 
 class ReadSide(Protocol):
@@ -36,6 +38,33 @@ class ReadSide(Protocol):
         """The programme figures (``services.readmodel.stats.document``)."""
         ...
 
+    def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
+        """A reseller's webhook endpoint as the delivery component last stated it, or None."""
+        ...
+
+    def deliveries(self, reseller_id: str, *, limit: int = 100,
+                   message_id: str | None = None) -> list[dict[str, Any]]:
+        """A reseller's delivery attempts, newest first (one message's, with ``message_id``)."""
+        ...
+
+    def lead_feed(self, reseller_id: str | None, *, cursor: str | None,
+                  limit: int = 100) -> dict[str, Any]:
+        """The lead events after ``cursor`` (None: from the start) of one reseller, or of all
+        (None): ``{"events", "next_cursor"}``; ``ValueError`` for a malformed cursor."""
+        ...
+
+    def wait_for_change(self, timeout_s: float) -> bool:
+        """Block until the read model commits its next batch (True) or ``timeout_s`` (False)."""
+        ...
+
+    def reflects_passport(self, siren: str, token: Token) -> bool:
+        """Whether the passport of ``siren`` reflects the write ``token`` names."""
+        ...
+
+    def reflects_lead(self, lead_id: str, token: Token) -> bool:
+        """Whether the lead reflects the write ``token`` names."""
+        ...
+
 
 class ModelReadSide:
     """A ``ReadModel`` as the API's read side: every query is the read model's own."""
@@ -65,3 +94,23 @@ class ModelReadSide:
 
     def stats(self) -> dict[str, Any]:
         return self._model.stats()
+
+    def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
+        return self._model.webhook_endpoint(reseller_id)
+
+    def deliveries(self, reseller_id: str, *, limit: int = 100,
+                   message_id: str | None = None) -> list[dict[str, Any]]:
+        return self._model.deliveries(reseller_id, limit=limit, message_id=message_id)
+
+    def lead_feed(self, reseller_id: str | None, *, cursor: str | None,
+                  limit: int = 100) -> dict[str, Any]:
+        return self._model.lead_feed(reseller_id, cursor=cursor, limit=limit)
+
+    def wait_for_change(self, timeout_s: float) -> bool:
+        return self._model.wait_for_change(timeout_s)
+
+    def reflects_passport(self, siren: str, token: Token) -> bool:
+        return self._model.reflects_passport(siren, token)
+
+    def reflects_lead(self, lead_id: str, token: Token) -> bool:
+        return self._model.reflects_lead(lead_id, token)
