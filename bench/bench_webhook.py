@@ -16,8 +16,13 @@ serving one path per reseller endpoint:
    p99 against run 1's (the target: within ±20%, and ≤ 150 ms);
 3. throughput: ``--burst`` changes for healthy endpoints written before the
    component starts; deliveries per second from its first delivery to its last,
-   against the ceiling: this process's own httpx client posting the same count of
-   signed bodies to the same receiver with the same concurrency.
+   against the ceiling: this process's own aiohttp session (the component's
+   client) posting the same count of signed bodies to the same receiver with the
+   same concurrency.
+
+The latency runs have a peer too: the same changes at the same rate produced and
+consumed by plain kafka-python clients on the same broker (the broker's share of
+the latency: on the embedded broker a fetch may wait before it answers).
 
 What is written beforehand and the group join are not timed. Every delivery is
 verified with the ``standardwebhooks`` package by the receiver; the bench fails if
@@ -34,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,7 +48,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
+from kafka import TopicPartition
 from standardwebhooks.webhooks import Webhook
 
 from bench._common import broker
@@ -50,6 +57,7 @@ from connectors.crm_webhook import signing
 from connectors.crm_webhook.receiver import Delivery, Receiver
 from hub import kafka
 from hub.config import Settings
+from hub.reader import TopicReader
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.webhooks import iso
@@ -152,12 +160,23 @@ class _Run:
                "PASSPORT_HUB_DATA_DIR": str(self.settings.data_dir),
                "PASSPORT_HUB_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
                "PASSPORT_HUB_LOG_LEVEL": "warning", "PASSPORT_HUB_LOG_FORMAT": "json"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "connectors.crm_webhook"], env=env,
+        self.process = subprocess.Popen(  # noqa: S603 - our module, fixed arguments
+            [sys.executable, *_profiled(), "-m", "connectors.crm_webhook"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def warm_up(self, lead: int) -> None:
-        """One change to a healthy endpoint, delivered: the component is in its group."""
+        """Every endpoint registered (its state on pn.webhook-endpoints.v1), then one change
+        to a healthy endpoint delivered: the component is in its group and has them all."""
+        reader = TopicReader(self.settings, (catalog.WEBHOOK_ENDPOINTS,))
+        reader.start()
+        seen: set[str] = set()
+        deadline = time.monotonic() + 120
+        try:
+            while len(seen) < len(self.ids) and time.monotonic() < deadline:
+                seen.update(str(inbound.datum["reseller_id"])
+                            for inbound in reader.poll(timeout_ms=500))
+        finally:
+            reader.close()
         rid = self.healthy[0]
         self._send(catalog.LEADS, str(lead), "LeadAssigned", _change(lead, rid, _now()))
         self.producer.flush()
@@ -199,6 +218,12 @@ class _Run:
         self.producer.close()
 
 
+def _profiled() -> list[str]:
+    """``BENCH_PROFILE=FILE``: run the component under cProfile, its stats written to FILE."""
+    target = os.environ.get("BENCH_PROFILE")
+    return ["-m", "cProfile", "-o", target] if target else []
+
+
 def _wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -218,7 +243,13 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def _check(deliveries: Sequence[Delivery]) -> None:
     bad = [d for d in deliveries if d.verified is not True]
     if bad:
-        raise SystemExit(f"{len(bad)} deliveries did not verify with standardwebhooks")
+        first = bad[0]
+        raise SystemExit(f"{len(bad)} deliveries did not verify with standardwebhooks; the "
+                         f"first: {first.path} verified={first.verified} "
+                         f"id={first.headers.get('webhook-id')} "
+                         f"at={first.headers.get('webhook-timestamp')} "
+                         f"signature={first.headers.get('webhook-signature')} "
+                         f"body={first.body[:300]!r}")
 
 
 def _latency_run(where: Where, mix: Mix, args: argparse.Namespace) -> tuple[float, float, int]:
@@ -237,6 +268,37 @@ def _latency_run(where: Where, mix: Mix, args: argparse.Namespace) -> tuple[floa
         return _percentile(latencies, 0.5), _percentile(latencies, 0.99), len(got)
     finally:
         run.stop()
+
+
+def _broker_floor(where: Where, args: argparse.Namespace) -> tuple[float, float]:
+    """The peer of the latency runs: the same changes at the same rate, produced and
+    consumed on the same broker by plain kafka-python clients, nothing delivered."""
+    run = _Run(where, Mix("floor", 0, 0))
+    consumer = kafka.consumer(run.settings, group=None)
+    part = TopicPartition(run.settings.topic(catalog.LEADS), 0)
+    consumer.assign([part])
+    consumer.seek_to_end(part)
+    consumer.position(part)
+    latencies: list[int] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=50).values():
+                now = _now()
+                latencies.extend(now - record.timestamp for record in records)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        run.paced(1, args.rate, args.seconds)
+        time.sleep(2)
+    finally:
+        stop.set()
+        follower.join(10)
+        consumer.close()
+        run.stop()
+    return _percentile(latencies, 0.5), _percentile(latencies, 0.99)
 
 
 def _parse_ms(text: str) -> int:
@@ -263,15 +325,17 @@ def _throughput(where: Where, count: int) -> tuple[float, float]:
 
 
 async def _raw_posts(receiver: Receiver, paths: list[str], concurrency: int) -> float:
-    """The ceiling: signed bodies posted by one httpx client, ``concurrency`` at once."""
+    """The ceiling: signed bodies posted by one aiohttp session (the component's client),
+    ``concurrency`` at once, nothing else in the way."""
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=15) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as client:
         async def post(n: int, path: str) -> None:
             body = f'{{"id":"raw-{n}","type":"ping","timestamp":"{iso(_now())}","data":{{}}}}'
             headers = signing.sign_headers(f"raw-{n}", int(time.time()), body.encode(), [_SECRET])
-            async with gate:
-                await client.post(receiver.url(path), content=body, headers=headers)
+            async with gate, client.post(receiver.url(path), data=body.encode(),
+                                         headers=headers) as response:
+                await response.read()
         started = time.perf_counter()
         await asyncio.gather(*(post(n, path) for n, path in enumerate(paths)))
         return len(paths) / (time.perf_counter() - started)
@@ -292,8 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"broker: {where.kind}{' — ' + where.note if where.note else ''}")
         print(f"{args.endpoints} endpoints, {args.rate:g} lead changes/s for {args.seconds:g} s")
         shared = Where(where.bootstrap, Path(scratch), receiver, rng, args.endpoints)
+        floor = _broker_floor(shared, args)
         healthy = _latency_run(shared, Mix("all healthy", 0, 0), args)
         mixed = _latency_run(shared, Mix("10% slow, 5% down", 0.10, 0.05), args)
+        print(f"  {'broker alone (the floor)':<26} produce → consume:  p50 {floor[0]:6.0f} ms "
+              f"· p99 {floor[1]:6.0f} ms")
         for name, (p50, p99, count) in (("all healthy", healthy),
                                         ("10% slow (2 s), 5% down", mixed)):
             print(f"  {name:<26} healthy endpoints: p50 {p50:6.0f} ms · p99 {p99:6.0f} ms "
@@ -303,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         service, ceiling = _throughput(shared, args.burst)
         print(f"throughput, {args.burst} deliveries to healthy endpoints:")
         print(f"  component   {service:8.0f} deliveries/s")
-        print(f"  raw httpx   {ceiling:8.0f} posts/s (ceiling: one client, same receiver)")
+        print(f"  raw aiohttp {ceiling:8.0f} posts/s (ceiling: the same client alone, same "
+              f"receiver)")
         print(f"  ratio       {service / ceiling:8.2f}")
     return 0
 
