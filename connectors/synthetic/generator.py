@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from connectors.synthetic.identities import identity, siren, slug
-from connectors.synthetic.resellers import DEFAULT_RESELLERS, profiles
+from connectors.synthetic.resellers import DEFAULT_RESELLERS, WALKTHROUGH, profiles
 from schemas.models import (
     BusinessEnrolled,
     EventModel,
@@ -30,6 +30,8 @@ PASSPORT_MODULES = 3
 #: How many modules a business completes (0-5), as weights: most stop at 3.
 _MODULE_COUNT_WEIGHTS = (12, 12, 14, 30, 17, 15)
 _CONSENT_RATE = 0.8
+#: Where the businesses are: every département but the README walk-through's.
+_DEPARTEMENTS = sorted(set(DEPARTEMENTS) - {WALKTHROUGH})
 _OFFER_RATE = 0.4
 _TRAINER_FIRST_RATE = 0.2
 """Share of businesses whose trainer reports a module before the advisor enrols them."""
@@ -96,7 +98,7 @@ class Synthetic:
         rng = self._rng
         code = self._new_siren()
         who = identity(rng)
-        departement = rng.choice(sorted(DEPARTEMENTS))
+        departement = rng.choice(_DEPARTEMENTS)
         consent = rng.random() < _CONSENT_RATE
         completions = self._completions()
         passport = len(set(completions)) >= PASSPORT_MODULES

@@ -5,8 +5,11 @@ resellers are local (a département and maybe a neighbour or two), some cover a
 whole région, a handful the whole country; weights and capacities are uneven
 (a few large partners, many small ones); a few are paused or retired, a few
 away for some days around today. Every département gets at least one local
-reseller before the rest are placed at random, so no area is left without one.
-Pure: a ``random.Random`` and the clock's "now" in, profiles out.
+reseller before the rest are placed at random, so no area is left without one —
+but the Yvelines (``WALKTHROUGH``), which the made-up network leaves to the
+README's walk-through: its reseller is then the only one covering it, and the
+README's lead goes to it whatever the demo did before. Pure: a ``random.Random``
+and the clock's "now" in, profiles out.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from schemas.reference import CATEGORIES, DEPARTEMENTS, departements_of
 
 #: The programme's network size (issue 10: ~650 resellers).
 DEFAULT_RESELLERS = 650
+#: The département the synthetic network and businesses leave alone: the README's
+#: walk-through enrols its business and registers its reseller there.
+WALKTHROUGH = "78"
 _PARIS = ZoneInfo("Europe/Paris")
 _WORDS = ("Numérique", "Informatique", "Web Services", "Réseaux", "Digital", "Solutions TIC",
           "Bureautique", "Systèmes", "Cloud", "Télécom")
@@ -40,7 +46,7 @@ _ABSENT_RATE = 0.05
 def profiles(rng: random.Random, count: int, now: datetime,
              new_id: Callable[[], UUID]) -> list[ResellerProfile]:
     """``count`` reseller profiles, published a month before ``now``."""
-    codes = sorted(DEPARTEMENTS)
+    codes = sorted(set(DEPARTEMENTS) - {WALKTHROUGH})
     # Every département is the home of a local reseller first (in random order), so
     # each has one; the rest of the homes are drawn at random.
     homes = rng.sample(codes, len(codes))
@@ -66,7 +72,7 @@ def _coverage(rng: random.Random, scope: str, home: str, region: str,
     catalogue = sorted(CATEGORIES)
     if scope == "national":
         return codes, sorted(rng.sample(catalogue, rng.randint(3, 6)))
-    area = departements_of(region)
+    area = [code for code in departements_of(region) if code != WALKTHROUGH]
     if scope == "region":
         return sorted(area), sorted(rng.sample(catalogue, rng.randint(2, 5)))
     neighbours = rng.sample(area, min(len(area), rng.choices((0, 1, 2), (5, 3, 2))[0]))
