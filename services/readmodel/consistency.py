@@ -112,11 +112,20 @@ def reflects_own(offsets: Mapping[str, int] | None, token: Token) -> bool:
     return offsets is not None and offsets.get(token.where, -1) > token.offset
 
 
+#: The router's inputs: a lead's offsets are the truth about a write on them (an answer).
+_ROUTER_INPUTS = frozenset({catalog.LEAD_REQUESTS, catalog.LEAD_RESPONSES})
+
+
 def reflects_lead(offsets: Mapping[str, int] | None, token: Token) -> bool:
-    """The lead rule: the lead exists and its offsets pass the token or do not name its input."""
+    """The lead rule: the lead exists, and for a write on a router input (an answer), its
+    offsets are past it — a lead whose offsets do not name the answers' partition yet has
+    not seen this answer. A write elsewhere (the offer request) is reflected once the lead
+    exists."""
     if offsets is None:
         return False
-    return token.where not in offsets or offsets[token.where] > token.offset
+    if token.where not in offsets:
+        return token.topic not in _ROUTER_INPUTS
+    return offsets[token.where] > token.offset
 
 
 def reflects_watermark(watermark: int | None, token: Token) -> bool:

@@ -138,8 +138,12 @@ def test_a_lead_reflects_a_write_its_offsets_pass_or_do_not_name(
     assert not queries.reflects_lead("L2", answer)
 
 
-def test_a_v1_lead_without_offsets_reflects_any_write_once_it_exists(
+def test_a_lead_whose_offsets_do_not_name_the_answers_has_not_seen_an_answer(
         model: tuple[Writer, Queries]) -> None:
     writer, queries = model
     apply(writer, ("LeadAssigned", lead("L1", "web-78")))
-    assert queries.reflects_lead("L1", Token(catalog.LEAD_REQUESTS, 0, 10**9, "L1"))
+    # The router's inputs: their absence from the offsets means "not read yet".
+    assert not queries.reflects_lead("L1", Token(catalog.LEAD_RESPONSES, 0, 0, "L1"))
+    assert not queries.reflects_lead("L1", Token(catalog.LEAD_REQUESTS, 0, 0, "L1"))
+    # Any other write (the offer request): the lead existing is what there is to know.
+    assert queries.reflects_lead("L1", Token(catalog.OFFER_REQUESTS, 2, 10**9, SIREN))
