@@ -53,8 +53,9 @@ PENDING_NS = "crm-pending"
 COMMANDS_NS = "crm-command"
 META_NS = "crm-meta"
 PARTITION = 0
-#: Withdrawals after which a lead's contact e-mail is never sent again, replays included.
-SCRUBBED = frozenset({"erased", "consent_withdrawn"})
+#: The statuses in which a lead's holder may still contact the business: then, and only
+#: then, its kept messages carry the contact e-mail (schemas.webhooks).
+OPEN = frozenset({"assigned", "accepted", "queued"})
 
 
 class Transport(Protocol):
@@ -183,8 +184,11 @@ class DeliveryProcessor:
              now: int) -> list[Emit]:
         if inbound.topic == catalog.LEADS and inbound.record == "LeadAssigned":
             datum = inbound.datum
-            if datum.get("change") == "withdrawn" and datum.get("reason") in SCRUBBED:
-                self._scrub(state, str(datum["lead_id"]))
+            # Kept messages carry the contact e-mail only for the holder of an open lead:
+            # a lead that closed, was withdrawn (consent, erasure) or moved on leaves none
+            # behind, so no replay re-sends it and an erased business has none here.
+            holder = datum.get("reseller_id") if datum.get("status") in OPEN else None
+            self._scrub(state, str(datum["lead_id"]), keep=holder)
             out: list[Emit] = []
             for event in lead_events(datum):
                 out.extend(self._message(state, endpoints, event, now))
@@ -215,10 +219,13 @@ class DeliveryProcessor:
         self._pend(state, Pending(message.ref, event.reseller_id, event.lead_id, 0, now))
         return []
 
-    def _scrub(self, state: Txn, lead_id: str) -> None:
-        """Remove the contact e-mail from every kept message of an erased lead."""
+    def _scrub(self, state: Txn, lead_id: str, *, keep: str | None) -> None:
+        """Remove the contact e-mail from the kept messages of a lead, but ``keep``'s."""
         for message_ref in state.get(LEADS_NS, lead_id) or []:
-            ns = MESSAGES_NS + message_ref.rpartition("|")[0]
+            reseller = message_ref.rpartition("|")[0]
+            if reseller == keep:
+                continue
+            ns = MESSAGES_NS + reseller
             value = state.get(ns, message_ref)
             if value is None:
                 continue

@@ -369,3 +369,41 @@ def test_commands_that_cannot_apply_are_dead_lettered(hub: Harness) -> None:
                   command("r9", "explode"))
     assert [type(e) for e in out] == [Rejected] * 5
     assert all(isinstance(e, Rejected) and e.stage == "validate" for e in out)
+
+
+def test_kept_messages_carry_the_contact_only_for_the_holder_of_an_open_lead(
+        hub: Harness) -> None:
+    hub.register("r1")
+    hub.register("r2")
+    hub.lead(lead_change("lead-1", holder="r1"))
+    for request in hub.sender.take():
+        hub.sender.answer(request, 200)
+    hub.lead(lead_change("lead-1", holder=None, change="expired", status="expired",
+                         previous="r1", version=2, email="contact@example.fr"),
+             lead_change("lead-1", holder="r2", change="reassigned", version=3))
+    for request in hub.sender.take():
+        hub.sender.answer(request, 200)
+    hub.flush()
+
+    def replayed(reseller: str) -> list[Request]:
+        hub.now += 1
+        hub.cmd(command(reseller, "replay", at=hub.now, since=0))
+        out: list[Request] = []
+        while sent := hub.sender.take():  # a lead's messages go one after the other
+            out.extend(sent)
+            for request in sent:
+                hub.sender.answer(request, 200)
+            hub.flush()
+        assert {r.key.partition("|")[0] for r in out} == {reseller}
+        return out
+
+    # r1 lost the lead: nothing it is sent again names the business's contact.
+    assert all("contact@example.fr" not in r.body.decode() for r in replayed("r1"))
+    # r2 holds it: its lead.assigned still does, until the lead closes.
+    assert "contact@example.fr" in replayed("r2")[0].body.decode()
+    hub.lead(lead_change("lead-1", holder="r2", change="won", status="won", version=4,
+                         email=None))
+    for request in hub.sender.take():
+        hub.sender.answer(request, 200)
+    hub.flush()
+    assert all("contact@example.fr" not in r.body.decode() for r in replayed("r2"))
