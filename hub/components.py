@@ -1,7 +1,7 @@
 """The hub's components, named by module: the supervisor starts them as processes.
 
 Names only, never imports: ``hub`` does not depend on the components it runs
-(DESIGN.md, Layout); each runs as ``python -m <module>``, which is also how it
+(docs/architecture.md, Layout); each runs as ``python -m <module>``, which is also how it
 is deployed and scaled out.
 """
 

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     """Port of a service's /metrics endpoint; 0 picks a free port (logged at start)."""
 
     # Group timeouts: the embedded broker's first join waits for the rebalance
-    # timeout, so short values make groups form in seconds (DESIGN.md, Brokers).
+    # timeout, so short values make groups form in seconds (docs/architecture.md, Brokers).
     max_poll_interval_ms: int = Field(default=6000, ge=1000)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)

@@ -1,8 +1,9 @@
 """What a service plugs into the processor loop: the records in and out, and ``Processor``.
 
-The contract of every stream processor (CONVENTIONS.md 2): a batch of decoded
-``Inbound`` records and a transactional view of its state in, ``Outbound``
-records to emit and ``Rejected`` ones for the dead letters out. ``hub.processor``
+The contract of every stream processor (docs/architecture.md, How the code is
+written): a batch of decoded ``Inbound`` records and a transactional view of
+its state in, ``Outbound`` records to emit and ``Rejected`` ones for the dead
+letters out. ``hub.processor``
 runs it; its names are re-exported there.
 """
 
@@ -55,7 +56,7 @@ class Rejected:
 Emit = Outbound | Rejected
 
 class Processor(Protocol):
-    """The contract every service implements (CONVENTIONS.md 2)."""
+    """The contract every service implements (docs/architecture.md, How the code is written)."""
 
     name: str
     """Component name: metrics label, log context, consumer group."""

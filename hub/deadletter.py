@@ -1,7 +1,7 @@
 """Dead letters: what cannot be decoded or applied goes to ``pn.dlq.v1``, with its cause.
 
 The record keeps its original key and value bytes; the cause travels in headers
-so ops can list, inspect and redrive without guessing (DESIGN.md, Guarantees).
+so ops can list, inspect and redrive without guessing (docs/architecture.md, Guarantees).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Deterministic event ids: an emitted event's id is derived from its cause.
 
 A record re-emitted after a crash carries the same id as the first time, so
-readers recognise it as the same event and drop it (DESIGN.md, Effectively once).
+readers recognise it as the same event and drop it (docs/architecture.md, Effectively once).
 """
 
 from __future__ import annotations

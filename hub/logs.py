@@ -1,7 +1,7 @@
 """structlog set-up: JSON lines in production, pretty output on a terminal.
 
 Log events are names (``passport.issued``) with bound context; contact details,
-secrets and API keys are never logged (CONVENTIONS.md 9).
+secrets and API keys are never logged (docs/architecture.md, How the code is written).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Records leave in outbox order, through one idempotent producer, and are forgotten
 only once the broker acknowledged them: a crash at any point leaves them in the
-outbox, and the next relay sends them again with the same event ids (DESIGN.md,
+outbox, and the next relay sends them again with the same event ids (docs/architecture.md,
 Effectively once). While the inputs are behind, the loop pumps (sends what is
 new, forgets what was confirmed, waits for nothing); once caught up, it drains.
 

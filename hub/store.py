@@ -3,7 +3,7 @@
 Everything a processor decides for one polled batch is written in ONE SQLite
 transaction: the new state, the next input offset per partition, and the
 records it will emit. That single commit is what makes a crash at any point
-safe (DESIGN.md, Guarantees): after a restart the positions say where to
+safe (docs/architecture.md, Guarantees): after a restart the positions say where to
 resume, and the outbox still holds whatever had not been acknowledged.
 """
 

@@ -43,7 +43,7 @@ class Topic:
     """Avro record names whose values this topic carries."""
     doc: str
     writers: tuple[str, ...] = ()
-    """Who produces to it (the components of DESIGN.md's topic table)."""
+    """Who produces to it (the components of docs/architecture.md)."""
     readers: tuple[str, ...] = ()
     """Who consumes it."""
     retained: bool = False

@@ -10,7 +10,7 @@ SHA-256, written only after the broker acknowledged it.
 The limit, stated plainly: the store is per API instance (one SQLite file in
 its data directory, shared only by instances on that directory). A retry
 that lands on another instance is published again, and is then dropped
-downstream, where every reader deduplicates by event id (DESIGN.md,
+downstream, where every reader deduplicates by event id (docs/architecture.md,
 Guarantees). Ids are remembered for ``api_idempotency_days``.
 
 With each id the store keeps where the broker wrote the event (partition and

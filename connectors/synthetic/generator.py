@@ -25,7 +25,7 @@ from schemas.models import (
 )
 from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES
 
-#: Modules a business needs to earn its passport (DOMAIN.md).
+#: Modules a business needs to earn its passport (docs/architecture.md).
 PASSPORT_MODULES = 3
 #: How many modules a business completes (0-5), as weights: most stop at 3.
 _MODULE_COUNT_WEIGHTS = (12, 12, 14, 30, 17, 15)

@@ -3,7 +3,7 @@
 Per batch, each touched business is read from the store once, gets its events in
 batch order, and is written back once. Its snapshot waits in its partition's
 window and leaves ONCE per window, however many of its events the window's
-batches held (coalescing: DESIGN.md, Performance notes; the window closes after
+batches held (coalescing: docs/architecture.md, Performance notes; the window closes after
 every batch once the service is caught up: services/passport/window.py). The
 snapshot is the business's whole state; it carries, for its input partition
 number, the positions when the window closed (``input_offsets``) and where its

@@ -47,7 +47,7 @@ from services.passport.events import (
     OfferAsked,
 )
 
-#: Distinct modules a business completes to earn its passport (DOMAIN.md).
+#: Distinct modules a business completes to earn its passport (docs/architecture.md, The programme).
 MODULES_FOR_PASSPORT = 3
 
 Status = Literal["awaiting_enrolment", "enrolled", "in_training", "passport_issued"]

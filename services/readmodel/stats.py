@@ -1,6 +1,6 @@
 """The programme figures as the API serves them (pure): counters in, ``/v1/stats`` document out.
 
-Targets: the 2009-2011 convention sets one, national, **150,000** (DOMAIN.md);
+Targets: the 2009-2011 convention sets one, national, **150,000** (docs/architecture.md);
 no per-région or per-département target exists, and inventing one (by
 population, by number of businesses) would be a figure nobody agreed to. So
 the national line carries ``share_of_target`` (passports issued / 150,000) and
@@ -44,7 +44,7 @@ from services.readmodel.aggregates import (
     Key,
 )
 
-#: Passports to issue under the 2009-2011 convention (DOMAIN.md): the only target there is.
+#: Passports to issue under the 2009-2011 convention (docs/architecture.md): the only target.
 TARGET_PASSPORTS = 150_000
 
 

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS leads (
 );
 CREATE INDEX IF NOT EXISTS leads_reseller ON leads (reseller_id, assigned_at);
 CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
--- Event ids already applied: a re-emitted event (same id, DESIGN.md "Effectively
+-- Event ids already applied: a re-emitted event (same id, docs/architecture.md "Effectively
 -- once") arriving after a newer record of its key must not bring the old state back.
 CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Read your writes (consistency.py): per "<topic>/<partition>" input of the passport
