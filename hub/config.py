@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)
-    """Port of a service's /metrics endpoint; 0 picks a free port (logged at start)."""
+    """Port of a processor's /metrics, /livez and /readyz (the API serves them on its own
+    port); 0 picks a free port (logged at start)."""
+    metrics_port_base: int = Field(default=0, ge=0, le=65535)
+    """``passport-hub up``: the first component's probes port, the next ones following in
+    order (passport, routing, crm_webhook, ...); 0 gives each a free port. Either way
+    ``up`` lists them, and writes them to ``hub.json`` and ``prometheus-targets.json`` in
+    its run directory (docs/operations.md, Probes)."""
 
     # Group timeouts: the embedded broker's first join waits for the rebalance
     # timeout, so short values make groups form in seconds (docs/architecture.md, Brokers).

@@ -221,13 +221,15 @@ def await_partitions(consumer: KafkaConsumer, topics: Iterable[str],
     return found
 
 
-def admin(settings: Settings) -> KafkaAdminClient:
-    """An admin client."""
+def admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:
+    """An admin client (``overrides``: kafka-python settings, e.g. a short
+    ``bootstrap_timeout_ms`` for a probe that must not wait 30 s on a down broker)."""
     try:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap,
             request_timeout_ms=settings.request_timeout_ms,
             client_id="passport-hub-admin",
+            **overrides,
         )
     except KafkaError as exc:
         raise BrokerUnavailable(f"cannot reach {settings.bootstrap}: {exc}") from exc

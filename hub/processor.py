@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,26 @@ class ProcessorLoop:
         self._millis = millis_timestamps
         self._aligner = InputAligner() if align_inputs else None
         self._before_poll = before_poll
-        self._restorations = Restorations(restorer, store) if restorer is not None else None
         self.settings = settings
         self.store = store
         self.codec = codec or Codec.default()
         self.metrics = ProcessorMetrics.create(registry)
-        self.log = logs.get().bind(component=processor.name)
+        name = processor.name
+        self._restorations = Restorations(
+            restorer, store, on_restored=self.metrics.restore_seconds.labels(name).observe,
+        ) if restorer is not None else None
+        restorations = self._restorations
+        self.metrics.restoring.labels(name).set_function(
+            lambda: float(restorations.count if restorations is not None else 0))
+        self.metrics.store_bytes.labels(name).set_function(lambda: float(store.size_bytes()))
+        self._latency = {base: (self.metrics.processing_latency.labels(name, base),
+                                self.metrics.event_latency.labels(name, base))
+                         for base in processor.inputs}
+        self.log = logs.get().bind(component=name)
+        self.started = False
+        """Joined its group and flushed what a previous run left (``start`` returned)."""
+        self.last_turn = time.monotonic()
+        """When ``run_once`` last began (the liveness heartbeat: hub.probes)."""
         self._base = {settings.topic(name): name for name in processor.inputs}
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
@@ -129,6 +144,7 @@ class ProcessorLoop:
         kafka.await_partitions(self._consumer, self._base)
         self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
         self.relay()
+        self.started = True
         self.log.info("processor.started", inputs=list(self._base), store=str(self.store.path))
 
     def run(self) -> None:
@@ -154,6 +170,10 @@ class ProcessorLoop:
             self.outbox.close()
             self.log.info("processor.stopped")
 
+    def restored(self) -> bool:
+        """No restore under way: every partition held here has its state current."""
+        return self._restorations is None or self._restorations.count == 0
+
     @property
     def assignment(self) -> set[TopicPartition]:
         """The input partitions this member holds now (empty while it joins)."""
@@ -169,6 +189,7 @@ class ProcessorLoop:
         applied. Once caught up, the relay waits until the outbox is empty.
         """
         assert self._consumer is not None, "start() first"
+        self.last_turn = time.monotonic()
         if self._before_poll is not None:
             self._before_poll()
         if not self._consumer.assignment():
@@ -240,10 +261,12 @@ class ProcessorLoop:
         batch: list[Inbound] = []
         dead: list[Rejected] = []
         positions = _Positions()
+        oldest: list[tuple[str, int, Inbound | None]] = []
         for tp, records in polled.items():
             base = self._base[tp.topic]
             self.metrics.records_in.labels(name, base).inc(len(records))
             positions.next[tp] = records[-1].offset + 1
+            first = len(batch)
             for rec in records:
                 try:
                     decoded = decode(rec.value, millis=millis)
@@ -254,6 +277,8 @@ class ProcessorLoop:
                     continue
                 batch.append(Inbound(base, tp.partition, rec.offset, rec.key, decoded.record,
                                      decoded.datum, rec.timestamp))
+            oldest.append((base, records[0].timestamp,
+                           batch[first] if len(batch) > first else None))
         with self.store.transaction() as txn:
             emits = list(self.processor.apply(txn, batch)) if batch else []
             if self._deferring is not None:
@@ -263,6 +288,21 @@ class ProcessorLoop:
             self._write(txn, emits)
             for tp, next_offset in positions.next.items():
                 txn.set_position(tp.topic, tp.partition, next_offset)
+        self._observe_latency(oldest)
+
+    def _observe_latency(self, oldest: list[tuple[str, int, Inbound | None]]) -> None:
+        """The applied batch's latencies, from the oldest record of each partition: the
+        worst of the batch, at the cost of one observation per partition, not per record."""
+        now_ms = time.time() * 1000
+        for base, appended_ms, first in oldest:
+            processing, event = self._latency[base]
+            if appended_ms is not None and appended_ms >= 0:
+                processing.observe(max(0.0, now_ms - appended_ms) / 1000)
+            occurred = first.datum.get("occurred_at") if first is not None else None
+            occurred_ms = (occurred.timestamp() * 1000 if isinstance(occurred, datetime)
+                           else float(occurred) if isinstance(occurred, int) else None)
+            if occurred_ms is not None:
+                event.observe(max(0.0, now_ms - occurred_ms) / 1000)
 
     def _write(self, txn: Txn, emits: list[Emit]) -> None:
         """Encode the records to emit into the outbox, in order (``emits`` is consumed)."""
@@ -311,7 +351,8 @@ class ProcessorLoop:
         raw = inbound.datum.get("__raw__") if rejected.stage == "decode" else None
         value = raw if isinstance(raw, bytes) else self.codec.encode(inbound.record, inbound.datum)
         txn.emit(self.settings.topic(catalog.DLQ), inbound.key, value, cause.headers())
-        self.metrics.dead_letters.labels(self.processor.name, inbound.topic, rejected.stage).inc()
+        self.metrics.dead_letters.labels(self.processor.name, inbound.topic, rejected.stage,
+                                         type(rejected.error).__name__).inc()
         self.log.warning("record.dead_lettered", topic=inbound.topic, partition=inbound.partition,
                          offset=inbound.offset, stage=rejected.stage,
                          error=type(rejected.error).__name__)

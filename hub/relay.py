@@ -25,6 +25,7 @@ from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.metrics import ProcessorMetrics
 from hub.store import Store
+from schemas import catalog
 from schemas.frozen import frozen
 
 
@@ -49,6 +50,8 @@ class OutboxRelay:
         self.log = log
         self.component = component
         self._checkpoints = checkpoints
+        # Metrics name topics by their catalog name, whatever the deployment's prefix.
+        self._base = {settings.topic(t.name): t.name for t in catalog.CATALOG}
         self._producer: KafkaProducer | None = None
         self._inflight: deque[_InFlight] = deque()
         """Records sent and not yet acknowledged (still in the outbox), in outbox order."""
@@ -138,7 +141,8 @@ class OutboxRelay:
         if last:
             self.store.acknowledge(last)
             for topic, count in out.items():
-                self.metrics.records_out.labels(self.component, topic).inc(count)
+                self.metrics.records_out.labels(
+                    self.component, self._base.get(topic, topic)).inc(count)
         if failed is not None:
             raise failed
         return sum(out.values())

@@ -68,17 +68,27 @@ class Restorations:
     """The restores under way in one loop."""
 
     def __init__(self, restorer: Restorer, store: Store, *, slice_s: float = SLICE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_restored: Callable[[float], None] | None = None) -> None:
+        """``on_restored``: told how many seconds each finished restore took, from its
+        beginning (slices of other work between its steps included)."""
         self.restorer = restorer
         self._store = store
         self._slice_s = slice_s
         self._clock = clock
+        self._on_restored = on_restored
         self._tasks: dict[int, RestoreTask] = {}
+        self._began: dict[int, float] = {}
 
     @property
     def partitions(self) -> set[int]:
         """The partition numbers being restored."""
         return set(self._tasks)
+
+    @property
+    def count(self) -> int:
+        """How many restores are under way (read from other threads: no iteration)."""
+        return len(self._tasks)
 
     def begin(self, partitions: Iterable[int]) -> set[int]:
         """Start the restores the newly assigned ``partitions`` need; return theirs."""
@@ -86,12 +96,14 @@ class Restorations:
             task = self.restorer.begin(self._store, partition)
             if task is not None:
                 self._tasks[partition] = task
+                self._began[partition] = self._clock()
         return self.partitions
 
     def abandon(self, partitions: Iterable[int]) -> None:
         """Drop the restores of revoked partitions."""
         for partition in partitions:
             task = self._tasks.pop(partition, None)
+            self._began.pop(partition, None)
             if task is not None:
                 task.abandon()
 
@@ -103,6 +115,9 @@ class Restorations:
         done = task.step(self._clock() + self._slice_s)  # if it raises, it stays to be abandoned
         del self._tasks[partition]
         if done:
+            began = self._began.pop(partition, None)
+            if began is not None and self._on_restored is not None:
+                self._on_restored(self._clock() - began)
             return [partition]
         self._tasks[partition] = task  # to the back of the line
         return []

@@ -15,8 +15,9 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from hub import kafka, logs, metrics
+from hub import kafka, logs, probes
 from hub.config import Settings
+from hub.grouplag import BrokerWatch
 from hub.processor import Processor, ProcessorLoop, store_path
 from hub.restoring import Restorer
 from hub.store import Store
@@ -98,16 +99,37 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     processor = wiring.processor
     logs.configure(fmt=settings.log_format, level=settings.log_level, component=processor.name)
     registry = wiring.registry if wiring.registry is not None else CollectorRegistry()
-    metrics.serve(registry, host=settings.metrics_host, port=settings.metrics_port)
     kafka.ensure_topics(settings)
     with Store(store_path(settings, processor.name, instance)) as store:
         loop = processor_loop(wiring, settings=settings, store=store, registry=registry)
+        watch = BrokerWatch(settings, component=processor.name,
+                            group=settings.group(processor.name), topics=processor.inputs,
+                            registry=registry)
+        probes.serve(loop_probes(loop, watch, registry), host=settings.metrics_host,
+                     port=settings.metrics_port)
         install_stop_handlers(loop.stop)
+        watch.start()
         loop.start()
         try:
             with tuned_gc():
                 loop.run()
         finally:
             loop.close()
+            watch.stop()
             if wiring.close is not None:
                 wiring.close()
+
+
+def loop_probes(loop: ProcessorLoop, watch: BrokerWatch,
+                registry: CollectorRegistry) -> probes.Probes:
+    """A processor is alive while its loop turns, and ready once it has joined its group,
+    restored what it was given, and its broker answers (docs/operations.md, Probes)."""
+    stall_s = 2 * loop.settings.max_poll_interval_ms / 1000 + 60
+    checks: dict[str, probes.Check] = {
+        "started": lambda: loop.started,
+        "broker": lambda: bool(watch.up),
+        "restored": loop.restored,
+    }
+    # The heartbeat is the loop's own: read at each probe, never pushed by the loop.
+    return probes.Probes(loop.processor.name, registry, checks=checks, stall_s=stall_s,
+                         heartbeat=lambda: loop.last_turn)

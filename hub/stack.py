@@ -7,6 +7,8 @@ reverse order, whatever happened in between.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
 import signal
@@ -19,7 +21,8 @@ from types import FrameType, TracebackType
 from pydantic import SecretStr
 
 from hub import kafka, logs
-from hub.broker import EmbeddedBroker
+from hub.broker import EmbeddedBroker, free_port
+from hub.components import COMPONENTS
 from hub.config import Settings
 from hub.supervisor import Supervisor
 
@@ -31,6 +34,17 @@ DEMO_CLOCK_SPEED = 2880.0
 #: The demo's webhook retries, compressed like its clock: a stopped receiver started again
 #: gets its deliveries within a minute or two, not after Svix's 5 min, 30 min, 2 h...
 DEMO_RETRY_SCHEDULE_S = "0,2,5,10,20,30,60,120"
+#: In the run directory: where each component of a running stack answers, and its pid.
+HUB_FILE = "hub.json"
+#: In the run directory: the same endpoints as a Prometheus ``file_sd_configs`` file.
+TARGETS_FILE = "prometheus-targets.json"
+#: Children that serve no probes: the demo's source.
+_NO_PROBES = frozenset({"synthetic"})
+
+
+def _reachable(host: str) -> str:
+    """A host to reach a server on that listens on ``host`` (a wildcard: loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a comparison
 
 
 class Stack:
@@ -49,6 +63,9 @@ class Stack:
         self.supervisor: Supervisor | None = None
         self.run_dir: Path = settings.data_dir
         self.stopping = threading.Event()
+        self.endpoints: dict[str, str] = {}
+        """Component → the base URL of its /metrics, /livez and /readyz, once started."""
+        self._ports: dict[str, int] = {}
 
     def __enter__(self) -> Stack:
         base = self._requested
@@ -76,8 +93,44 @@ class Stack:
         if self._quiet:
             log_dir = self.run_dir / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
-        self.supervisor = Supervisor(self.child_env(), log_dir=log_dir)
+        self.supervisor = Supervisor(self.child_env(), log_dir=log_dir,
+                                     child_env=self._component_env)
         return self
+
+    def _component_env(self, name: str) -> dict[str, str]:
+        """A component's own probes port (the API: its API port), noted in ``endpoints``
+        and in the run directory's files for whoever watches (``passport-hub status``, a
+        Prometheus)."""
+        s = self.settings
+        if name not in COMPONENTS or name in _NO_PROBES:
+            return {}
+        env: dict[str, str] = {}
+        if name == "api":
+            host, port = s.api_host, s.api_port
+        else:
+            host = s.metrics_host
+            port = self._ports.get(name) or (s.metrics_port_base + len(self._ports)
+                                             if s.metrics_port_base else free_port(host))
+            self._ports[name] = port
+            env = {"PASSPORT_HUB_METRICS_HOST": host, "PASSPORT_HUB_METRICS_PORT": str(port)}
+        self.endpoints[name] = f"http://{_reachable(host)}:{port}"
+        self._publish()
+        return env
+
+    def _publish(self) -> None:
+        """Write ``hub.json`` and ``prometheus-targets.json`` (each whole, or not at all)."""
+        s = self.settings
+        hub = {"pid": os.getpid(), "broker": s.kafka_bootstrap_servers,
+               "api": f"http://{_reachable(s.api_host)}:{s.api_port}",
+               "components": dict(self.endpoints)}
+        targets = [{"targets": [url.removeprefix("http://")], "labels": {"component": name}}
+                   for name, url in self.endpoints.items()]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for file, document in ((HUB_FILE, hub), (TARGETS_FILE, targets)):
+            path = self.run_dir / file
+            partial = path.with_suffix(".partial")
+            partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            partial.replace(path)
 
     def child_env(self) -> dict[str, str]:
         """What every child needs to find the same broker, topics, data and time."""
@@ -121,6 +174,8 @@ class Stack:
                  tb: TracebackType | None) -> None:
         if self.supervisor is not None:
             self.supervisor.stop()
+        for file in (HUB_FILE, TARGETS_FILE):  # nothing runs there any more
+            (self.run_dir / file).unlink(missing_ok=True)
         if self.broker is not None:
             self.broker.stop()
             shutil.rmtree(self.run_dir, ignore_errors=True)

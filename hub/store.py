@@ -10,7 +10,9 @@ resume, and the outbox still holds whatever had not been acknowledged.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -250,6 +252,16 @@ class Store:
             raise StoreError(f"cannot open state store {path}: {exc}") from exc
         last = self._conn.execute("SELECT max(seq) FROM outbox").fetchone()[0]
         self._unsent = _Unsent(last or 0, unsent_cap)
+
+    def size_bytes(self) -> int:
+        """The store's size on disk: the database file and its write-ahead log (a stat
+        each, safe from any thread)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            # No WAL between checkpoints, or the file went away: it counts nothing.
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:

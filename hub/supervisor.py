@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -28,6 +28,9 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path | None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """What this child's environment adds to the supervisor's (its own port, say): kept,
+    so a restarted child gets the same."""
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -37,7 +40,7 @@ class Child:
         if self.log_path is not None and self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.argv, env=dict(env), stdin=subprocess.DEVNULL,
+            self.argv, env={**env, **self.env}, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=self._log,
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
         )
@@ -56,9 +59,13 @@ def module_argv(name: str, extra: Sequence[str] = ()) -> list[str]:
 class Supervisor:
     """Starts children, restarts the ones that die (with backoff), stops them all."""
 
-    def __init__(self, env: Mapping[str, str], *, log_dir: Path | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], *, log_dir: Path | None = None,
+                 child_env: Callable[[str], Mapping[str, str]] | None = None) -> None:
+        """``child_env``: what a child's environment adds, asked once per child by name
+        (hub.stack gives each component its own probes port)."""
         self.env = {**os.environ, **env}
         self.log_dir = log_dir
+        self._child_env = child_env
         self.children: dict[str, Child] = {}
         self.log = logs.get().bind(supervisor=True)
 
@@ -69,7 +76,8 @@ class Supervisor:
     def add_command(self, name: str, argv: Sequence[str], *, restart: bool = True) -> Child:
         """Start any command as a supervised child."""
         log_path = self.log_dir / f"{name}.log" if self.log_dir else None
-        child = Child(name, list(argv), log_path)
+        own = self._child_env(name) if self._child_env is not None else {}
+        child = Child(name, list(argv), log_path, env=dict(own))
         child.spawn(self.env)
         if restart:
             self.children[name] = child
