@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo bench test test-kafka lint typecheck unit integration e2e clean chromium
+.PHONY: install run demo bench test test-kafka lint typecheck unit integration e2e clean chromium \
+        prometheus
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -47,7 +48,7 @@ bench-restore: $(STAMP)
 	$(BIN)/python -m bench.bench_restore $(BENCH_ARGS)
 
 ## Lint, type-check and run every test (unit, integration, end to end).
-test: lint typecheck chromium
+test: lint typecheck chromium prometheus
 	$(BIN)/pytest -q
 
 KAFKA := deploy/kafka/kafka.sh
@@ -65,6 +66,11 @@ test-kafka: $(STAMP)
 ## Headless Chromium for the simulator report's browser test (apt-get, only when missing).
 chromium:
 	@bash deploy/tools/ensure-chromium.sh >/dev/null
+
+## Debian's prometheus (promtool and the server) for the metrics, rules, dashboard and
+## scrape tests (apt-get, only when missing).
+prometheus:
+	@bash deploy/tools/ensure-prometheus.sh >/dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
