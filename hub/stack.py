@@ -121,6 +121,7 @@ class Stack:
         """Write ``hub.json`` and ``prometheus-targets.json`` (each whole, or not at all)."""
         s = self.settings
         hub = {"pid": os.getpid(), "broker": s.kafka_bootstrap_servers,
+               "topic_prefix": s.topic_prefix,
                "api": f"http://{_reachable(s.api_host)}:{s.api_port}",
                "components": dict(self.endpoints)}
         targets = [{"targets": [url.removeprefix("http://")], "labels": {"component": name}}
