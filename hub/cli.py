@@ -9,9 +9,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hub import logs
+from hub import status as hub_status
 from hub.broker import EmbeddedBroker
 from hub.components import COMPONENTS, CORE
 from hub.config import Settings
@@ -33,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the result")
     run = sub.add_parser("run", help="run one component in this process")
     run.add_argument("name", choices=sorted(COMPONENTS))
+    status = sub.add_parser("status", help="each component's state, lag, dead letters and the "
+                                           "programme's figures, for a running hub")
+    status.add_argument("--hub", type=Path, default=None, metavar="FILE",
+                        help="the hub's hub.json (default: the newest running one under "
+                             "PASSPORT_HUB_DATA_DIR)")
+    status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument("--interval", type=_seconds, default=2.0,
+                        help="seconds between refreshes with --watch (default 2)")
     broker = sub.add_parser("broker", help="run the embedded broker alone")
     broker.add_argument("--port", type=int, default=None)
     # Listed for --help only: main() hands their arguments, untouched, to their module.
@@ -47,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     tools.add_parser("simulate", help="replay leads over a reseller table and a policy: what "
                                       "if (see `routing simulate --help`)", add_help=False)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (an argument type)."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: not a positive number of seconds")
+    return value
 
 
 #: Commands that are another module's own command line, by their leading words, as
@@ -95,19 +113,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="cli")
+    commands: dict[str, Callable[[], int]] = {
+        "up": lambda: _up(settings, demo=args.demo, rate=args.rate),
+        "demo": lambda: _demo(settings, businesses=args.businesses, timeout_s=args.timeout),
+        "status": lambda: hub_status.command(settings.data_dir, hub_file=args.hub,
+                                             watch=args.watch, interval_s=args.interval),
+        "run": lambda: _run(args.name),
+        "broker": lambda: _broker(port=args.port),
+    }
     try:
-        if args.command == "up":
-            return _up(settings, demo=args.demo, rate=args.rate)
-        if args.command == "demo":
-            return _demo(settings, businesses=args.businesses, timeout_s=args.timeout)
-        if args.command == "run":
-            sys.argv = [COMPONENTS[args.name]]
-            runpy.run_module(COMPONENTS[args.name], run_name="__main__", alter_sys=True)
-            return 0
-        return _broker(port=args.port)
+        return commands[args.command]()
     except HubError as exc:
         logs.get().error("command.failed", command=args.command, error=str(exc))
         return 2
+
+
+def _run(name: str) -> int:
+    sys.argv = [COMPONENTS[name]]
+    runpy.run_module(COMPONENTS[name], run_name="__main__", alter_sys=True)
+    return 0
 
 
 def _up(settings: Settings, *, demo: bool, rate: int) -> int:
@@ -127,6 +151,8 @@ def _up(settings: Settings, *, demo: bool, rate: int) -> int:
               f"{' · dev API key ' + key if key else ''}"
               f"{' · logs ' + str(stack.run_dir / 'logs') if demo else ''} · Ctrl-C stops",
               flush=True)
+        for name, url in stack.endpoints.items():
+            print(f"  {name:<12} {url}  (/metrics /livez /readyz)", flush=True)
         monitor = FlowMonitor(stack.settings) if demo else None
         if monitor is not None:
             monitor.start()
