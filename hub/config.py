@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     """The API's keys file (``python -m connectors.api.keys``): hashes and scopes, no tokens."""
     dev_api_key: SecretStr | None = None
     """A literal token accepted with every scope: for dev and demo stacks only, never production."""
+    kpi_public: bool = True
+    """Whether the programme's KPI page (``GET /kpi``) and its data are served without an
+    API key: they hold aggregates only (no SIREN, no contact), but name resellers and their
+    figures. False asks for a delegation's or an admin key (a proxy in front adds it)."""
     api_idempotency_days: float = Field(default=7.0, gt=0)
     """How long the API remembers an accepted event id (a retry after that is published again)."""
 

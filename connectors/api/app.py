@@ -4,7 +4,8 @@ resellers' webhooks managed, their lead events pulled.
 ``create_app`` builds the whole application from what it is given (settings,
 a publisher, a read side, a key ring, an idempotency store, a metrics
 registry, a clock): no globals, so tests and the entry point wire it the same
-way. Every route but the probes, ``/metrics`` and the documents needs an API key.
+way. Every route but the probes, ``/metrics``, the documents and the KPI page
+(``kpi.py``: aggregates only, open by default) needs an API key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.api import bodies, consistency, feed, leads, openapi, openapi_webhooks, problems
+from connectors.api import (
+    bodies,
+    consistency,
+    feed,
+    kpi,
+    leads,
+    openapi,
+    openapi_webhooks,
+    problems,
+)
 from connectors.api import webhooks as webhook_routes
 from connectors.api.auth import KeyRing
 from connectors.api.bearer import Authenticated
@@ -67,6 +77,7 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
         readside, commands, changes, guard=Guard.from_settings(settings),
         overlap_ms=int(settings.webhook_rotation_overlap_s * 1000)))
     app.include_router(feed.routes(readside, changes))
+    app.include_router(kpi.routes(readside, clock=clock, public=settings.kpi_public))
 
     @app.post("/v1/events", status_code=202, response_model=None, **openapi.event_route())
     async def ingest_one(request: Request, who: Authenticated) -> Response:
@@ -188,8 +199,10 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Liveness: the process answers, its event loop turns. /healthz is the name it had first.
+    @app.get("/livez", include_in_schema=False)
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
+    async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False, response_model=None)

@@ -38,6 +38,10 @@ class ReadSide(Protocol):
         """The programme figures (``services.readmodel.stats.document``)."""
         ...
 
+    def kpi(self) -> dict[str, Any]:
+        """The KPI page's figures (``services.readmodel.kpi.document``)."""
+        ...
+
     def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
         """A reseller's webhook endpoint as the delivery component last stated it, or None."""
         ...
@@ -94,6 +98,9 @@ class ModelReadSide:
 
     def stats(self) -> dict[str, Any]:
         return self._model.stats()
+
+    def kpi(self) -> dict[str, Any]:
+        return self._model.kpi()
 
     def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
         return self._model.webhook_endpoint(reseller_id)

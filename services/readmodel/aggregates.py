@@ -23,7 +23,13 @@ The rules:
   change of a lead applied counts once for good (``lead_change_counts``);
 * each feedback entry (distinct by event id, score within 1-5) adds its score
   and one response to its module, to its trainer organisation and to its
-  delegation, the latter two when named.
+  delegation, the latter two when named;
+* an issued passport counts once on the day it was issued (``passport_issued_at``,
+  the day in Europe/Paris): the KPI page's series over time comes from the
+  snapshots' own dates, so a rebuild or a replay months later draws the same curve;
+* each change of a lead applied counts once for good for the reseller it concerns
+  (``reseller_change_counts``): its answers, on time or late against the SLA
+  deadline it held the lead under, its expiries, its closes.
 """
 
 from __future__ import annotations
@@ -31,7 +37,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.readmodel.views import millis
 
 #: A counter's name: (dimension, key, metric).
 Key = tuple[str, str, str]
@@ -49,6 +59,8 @@ FEEDBACK_DELEGATION = "feedback_delegation"
 LEAD_STATUS = "lead_status"
 LEAD_CHANGE = "lead_change"
 LEAD_REJECTION = "lead_rejection"
+ISSUED_DAY = "issued_day"
+RESELLER = "reseller"
 
 # Metrics.
 ENROLLED = "enrolled"
@@ -60,6 +72,13 @@ RESPONSES = "responses"
 LEADS = "leads"
 CHANGES = "changes"
 SLA_BREACHES = "sla_breaches"
+# A reseller's (RESELLER): answers to leads it held under an SLA deadline, by whether they
+# came by it; the leads it let expire; and its answers and closes by kind.
+ON_TIME = "answered_on_time"
+LATE = "answered_late"
+EXPIRED = "expired"
+#: The changes a reseller makes (or suffers) that are counted under their own name.
+RESELLER_CHANGES = ("accepted", "rejected", "won", "lost")
 
 #: The key of the national dimension (there is one nation).
 ALL = ""
@@ -70,6 +89,14 @@ ISSUED_STATE = "passport_issued"
 ENROLLED_STATES = ("enrolled", "in_training", ISSUED_STATE)
 
 MIN_SCORE, MAX_SCORE = 1, 5
+
+#: The programme's days are French days (the routing SLA's clock too, docs/routing.md).
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris_day(value: object) -> str:
+    """The ISO date in Europe/Paris of a timestamp (``datetime`` or epoch ms)."""
+    return datetime.fromtimestamp(millis(value) / 1000, tz=PARIS).date().isoformat()
 
 
 def contributions(datum: Mapping[str, Any]) -> Contribution:
@@ -85,6 +112,9 @@ def contributions(datum: Mapping[str, Any]) -> Contribution:
             out[dimension, key, ENROLLED] += 1
             if state == ISSUED_STATE:
                 out[dimension, key, ISSUED] += 1
+        issued_at = datum.get("passport_issued_at")
+        if state == ISSUED_STATE and issued_at is not None:
+            out[ISSUED_DAY, paris_day(issued_at), ISSUED] += 1
     for module_id in modules_of(datum):
         out[MODULE, module_id, BUSINESSES] += 1
     seen: set[str] = set()
@@ -126,6 +156,36 @@ def lead_change_counts(datum: Mapping[str, Any]) -> Contribution:
         out[LEAD_CHANGE, ALL, SLA_BREACHES] += 1
     if kind == "rejected" and datum.get("reason"):
         out[LEAD_REJECTION, str(datum["reason"]), CHANGES] += 1
+    return dict(out)
+
+
+def reseller_change_counts(datum: Mapping[str, Any],
+                           previous: Mapping[str, Any] | None) -> Contribution:
+    """What one applied lead change adds for good to the reseller it concerns.
+
+    ``previous`` is the lead's view before the change (``views.lead``; None for a
+    first change). An acceptance or a rejection is the answer of the holder (a
+    rejection names it in ``previous_reseller_id``, having taken the lead from it);
+    when the lead was ``assigned``, it was due by the deadline the view holds, so
+    the answer counts as on time or late against it. (A queued lead has no
+    deadline: its answer counts under its kind only.) An expiry counts for the
+    holder that let the deadline pass; won and lost for the holder that closed.
+    Counted once per change, as ``lead_change_counts``: a rebuild arrives at the
+    same figures.
+    """
+    kind = str(datum.get("change", "assigned"))
+    holder, before = datum.get("reseller_id"), datum.get("previous_reseller_id")
+    out: Counter[Key] = Counter()
+    if kind == "expired" and before:
+        out[RESELLER, str(before), EXPIRED] += 1
+    elif kind in RESELLER_CHANGES and (before or holder):
+        who = str(before or holder)
+        out[RESELLER, who, kind] += 1
+        if kind in ("accepted", "rejected") and previous and previous["status"] == "assigned":
+            deadline = previous.get("deadline_at")
+            due = None if deadline is None else millis(datetime.fromisoformat(str(deadline)))
+            late = due is not None and millis(datum["occurred_at"]) > due
+            out[RESELLER, who, LATE if late else ON_TIME] += 1
     return dict(out)
 
 

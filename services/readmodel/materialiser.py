@@ -24,8 +24,9 @@ from services.readmodel import store
 from services.readmodel.consistency import Token
 from services.readmodel.queries import Queries
 
-#: The topics the read model materialises.
-TOPICS = (catalog.PASSPORTS, catalog.LEADS, catalog.WEBHOOK_ENDPOINTS, catalog.DELIVERIES)
+#: The topics the read model materialises (the resellers' for their names on the KPI page).
+TOPICS = (catalog.PASSPORTS, catalog.LEADS, catalog.WEBHOOK_ENDPOINTS, catalog.DELIVERIES,
+          catalog.RESELLERS)
 
 
 class _StopRequestedError(Exception):
@@ -129,6 +130,10 @@ class ReadModel:
     def stats(self) -> dict[str, Any]:
         """The programme figures: passports against target, modules, quality referential."""
         return self._queries.stats()
+
+    def kpi(self) -> dict[str, Any]:
+        """The KPI page's figures: the stats, passports per day, resellers (``Queries.kpi``)."""
+        return self._queries.kpi()
 
     def counts(self) -> dict[str, int]:
         """Businesses, passports issued, leads assigned and unassigned."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
-from services.readmodel import consistency, feed, stats
+from services.readmodel import consistency, feed, kpi, stats
 from services.readmodel.aggregates import ENROLLED_STATES, Key
 from services.readmodel.consistency import Token
 from services.readmodel.store import MAX_DELIVERIES
@@ -117,6 +117,26 @@ class Queries:
             rows = conn.execute("SELECT dimension, key, metric, value FROM counters").fetchall()
         counters: dict[Key, int] = {(d, k, m): int(v) for d, k, m, v in rows}
         return stats.document(counters)
+
+    def kpi(self) -> dict[str, Any]:
+        """The KPI page's figures (``kpi.document``), read in one snapshot of the file.
+
+        One read transaction: the counters, the standings and the profiles are of
+        the same committed batch, so the page never shows resellers' leads that
+        disagree with the leads' figures.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            rows = conn.execute("SELECT dimension, key, metric, value FROM counters").fetchall()
+            standings = {str(rid): kpi.Standing(float(entitled), int(received))
+                         for rid, entitled, received in conn.execute(
+                             "SELECT reseller_id, entitlement, received FROM standings")}
+            profiles = [kpi.Profile(str(rid), str(name), str(status), int(weight), int(capacity))
+                        for rid, name, status, weight, capacity in conn.execute(
+                            "SELECT reseller_id, name, status, weight, capacity FROM resellers")]
+            conn.execute("COMMIT")
+        counters: dict[Key, int] = {(d, k, m): int(v) for d, k, m, v in rows}
+        return kpi.document(counters, profiles, standings)
 
     def counts(self) -> dict[str, int]:
         """Programme figures: businesses, passports issued, leads assigned and waiting (queued)."""

@@ -82,14 +82,27 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_reseller ON deliveries (reseller_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (reseller_id, message_id, seq);
+-- The resellers as their latest profile names them (the KPI page's labels): what the
+-- programme shows of a partner, never its contact e-mail or webhook URL.
+CREATE TABLE IF NOT EXISTS resellers (
+    reseller_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+    weight INTEGER NOT NULL, capacity INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Each reseller's fair-share account as the router keeps it (docs/routing.md "Choice"):
+-- the leads it was entitled to and received, as of the last decision it stood in.
+CREATE TABLE IF NOT EXISTS standings (
+    reseller_id TEXT PRIMARY KEY, entitlement REAL NOT NULL, received INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 PASSPORT_RECORD = "PassportSnapshot"
 LEAD_RECORD = "LeadAssigned"
 ENDPOINT_RECORD = "WebhookEndpoint"
 DELIVERY_RECORD = "WebhookDelivery"
+RESELLER_RECORD = "ResellerProfile"
 #: The records the read model serves; any other is ignored.
-RECORDS = frozenset({PASSPORT_RECORD, LEAD_RECORD, ENDPOINT_RECORD, DELIVERY_RECORD})
+RECORDS = frozenset({PASSPORT_RECORD, LEAD_RECORD, ENDPOINT_RECORD, DELIVERY_RECORD,
+                     RESELLER_RECORD})
 
 #: Delivery attempts kept per reseller, newest: the log is for "what happened lately";
 #: the topic keeps the rest for as long as its retention says.
@@ -192,8 +205,11 @@ class Writer:
             return True
         if record == ENDPOINT_RECORD:
             return self._endpoint(datum)
-        self._delivery(datum)
-        moves.logged.add(str(datum["reseller_id"]))
+        if record == RESELLER_RECORD:
+            self._reseller(datum)
+        else:
+            self._delivery(datum)
+            moves.logged.add(str(datum["reseller_id"]))
         return True
 
     def _passport(self, datum: Mapping[str, Any]) -> aggregates.Contribution:
@@ -262,9 +278,36 @@ class Writer:
              views.millis(datum.get("assigned_at") or datum["occurred_at"]), version, at,
              int(legacy), view["duplicate_of"], aggregates.dumps(contribution),
              _dumps(_offsets(datum))))
+        self._standings(datum.get("decision"))
         moved = Counter(aggregates.change(old, contribution))
         moved.update(aggregates.lead_change_counts(datum))
+        moved.update(aggregates.reseller_change_counts(datum, previous))
         return dict(moved)
+
+    def _standings(self, decision: Mapping[str, Any] | None) -> None:
+        """Take in a decision's standings as the router does (RouterState.apply in
+        services/routing/state.py): each candidate's entitlement as the trace states it,
+        and the leads it received, the winner's this one included."""
+        if not decision:
+            return
+        winner = decision.get("winner")
+        self._conn.executemany(
+            "INSERT INTO standings (reseller_id, entitlement, received) VALUES (?, ?, ?) "
+            "ON CONFLICT (reseller_id) DO UPDATE SET entitlement = excluded.entitlement, "
+            "received = excluded.received",
+            [(str(c["reseller_id"]), float(c["entitlement"]),
+              int(c["received"]) + (c["reseller_id"] == winner))
+             for c in decision.get("candidates") or ()])
+
+    def _reseller(self, datum: Mapping[str, Any]) -> None:
+        """Keep a reseller's latest profile (the one read last, as the router does)."""
+        self._conn.execute(
+            "INSERT INTO resellers (reseller_id, name, status, weight, capacity) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (reseller_id) DO UPDATE SET "
+            "name = excluded.name, status = excluded.status, weight = excluded.weight, "
+            "capacity = excluded.capacity",
+            (str(datum["reseller_id"]), str(datum["name"]), str(datum.get("status", "active")),
+             int(datum.get("weight", 1)), int(datum.get("capacity", 10))))
 
     def _feed(self, offset: int, datum: Mapping[str, Any]) -> None:
         """Add the events a lead change causes to the feed; on an erasure, scrub the business's.

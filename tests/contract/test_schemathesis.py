@@ -121,6 +121,9 @@ class _NoReadSide:
     def stats(self) -> dict[str, Any]:
         return {}
 
+    def kpi(self) -> dict[str, Any]:
+        return {}
+
     def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
         return None
 

@@ -91,6 +91,9 @@ class Side:
     def stats(self) -> dict[str, Any]:
         return {}
 
+    def kpi(self) -> dict[str, Any]:
+        return {}
+
     def webhook_endpoint(self, reseller_id: str) -> dict[str, Any] | None:
         return self.endpoints.get(reseller_id)
 
