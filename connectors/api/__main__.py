@@ -4,7 +4,9 @@ Wiring, in order: settings, logs, API keys (a keys file, a dev key, or both;
 neither is a configuration error: exit 2), topics, publisher, idempotency
 store, read model (rebuilt from its topics), then uvicorn. SIGTERM/SIGINT stop
 uvicorn gracefully (in-flight requests finish); then the read model, the
-store and the producer close.
+store and the producer close. The metrics registry carries the HTTP and ingest
+metrics (``create_app``) and the programme's figures, read from the read model
+at each scrape (``connectors.api.programme``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from connectors.api.app import create_app
 from connectors.api.auth import KeyRing
 from connectors.api.idempotency import AcceptedStore
+from connectors.api.programme import ProgrammeCollector
 from connectors.api.readside import ModelReadSide
 from connectors.crm_webhook.secrets import Sealer
 from connectors.publish import Publisher
@@ -55,8 +58,11 @@ def main() -> int:
         store = AcceptedStore(settings.data_dir / "api-accepted.sqlite",
                               retention_s=settings.api_idempotency_days * 86400)
         readmodel.start()
-        app = create_app(settings, publisher=publisher, readside=ModelReadSide(readmodel),
-                         keyring=keyring, store=store, registry=CollectorRegistry())
+        readside = ModelReadSide(readmodel)
+        registry = CollectorRegistry()
+        registry.register(ProgrammeCollector(readside.stats, ready=lambda: readside.caught_up))
+        app = create_app(settings, publisher=publisher, readside=readside,
+                         keyring=keyring, store=store, registry=registry)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_config=None,
             access_log=False,  # Observe logs each request, without paths' query strings

@@ -37,7 +37,7 @@ from connectors.api.bearer import Authenticated
 from connectors.api.commands import Commands
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import EventWriter, Ingest
-from connectors.api.observe import HttpMetrics, Observe
+from connectors.api.observe import HttpMetrics, IngestMetrics, Observe
 from connectors.api.problems import LastResort
 from connectors.api.readside import ReadSide
 from connectors.api.waiting import Changes
@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     openapi.install(app, openapi_webhooks.SCHEMAS)
     app.state.keyring = keyring
     ingest = Ingest(publisher=publisher, readside=readside, store=store,
-                    ack_timeout_s=settings.produce_timeout_s, topic_prefix=settings.topic_prefix)
+                    ack_timeout_s=settings.produce_timeout_s, topic_prefix=settings.topic_prefix,
+                    metrics=IngestMetrics.create(registry, "api"))
     changes = Changes(readside.wait_for_change)
     commands = Commands(ingest, Sealer.from_settings(settings), clock)
     app.include_router(leads.routes(readside, ingest, changes))
@@ -82,8 +83,8 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     @app.post("/v1/events", status_code=202, response_model=None, **openapi.event_route())
     async def ingest_one(request: Request, who: Authenticated) -> Response:
         """Validate one partner event and publish it; 202 once the broker acknowledged."""
-        event = bodies.event(await bodies.read(request, bodies.MAX_EVENT_BYTES))
-        outcome = await ingest.accept_one(who, event)
+        body = await bodies.read(request, bodies.MAX_EVENT_BYTES)
+        outcome = await ingest.accept_body(who, body)
         if outcome.problem is not None:
             return problems.respond(outcome.problem)
         return JSONResponse(outcome.accepted_body(), status_code=202)

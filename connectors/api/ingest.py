@@ -15,11 +15,20 @@ put the record: ``consistency.token``). A retry of an event accepted before
 answers the token of the first write: the idempotency store keeps its
 partition and offset (an acceptance it remembers from before it kept them
 answers a null token).
+
+Every item is counted once decided (``observe.IngestMetrics``, channel ``api``):
+``accepted`` when published now, ``duplicate`` when accepted before (a retry,
+or the same event twice in one request), ``rejected`` when refused (invalid,
+forbidden, a conflicting body, an unknown lead); an item the broker did not
+acknowledge (503) is not: it was not decided, and the client retries it. The
+partner label is the caller's kind (``observe.partner_kind``), computed once
+per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -28,10 +37,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry
 
 from connectors.api import bodies, consistency, problems
 from connectors.api.auth import Caller
 from connectors.api.idempotency import Accepted, AcceptedStore
+from connectors.api.observe import (
+    IngestMetrics,
+    IngestOutcome,
+    claimed_type,
+    counted,
+    from_json_or_none,
+    partner_kind,
+    type_label,
+)
+from connectors.api.problems import ProblemError
 from connectors.api.readside import ReadSide
 from connectors.publish import Ack, Record, Sending, ack_of, acks
 from hub import logs
@@ -74,6 +94,14 @@ class Outcome:
     problem: dict[str, Any] | None = None
     token: str | None = None
     """The consistency token of the write (None: its place is not known)."""
+    duplicate: bool = False
+    """Accepted before (a retry), or the same event earlier in the request: not published
+    again."""
+
+    @property
+    def counted_as(self) -> IngestOutcome | None:
+        """What the ingest metric counts it as; None for a 503 (nothing was decided)."""
+        return counted(self.status, self.duplicate)
 
     def as_item(self, index: int) -> dict[str, Any]:
         """The item of a batch answer."""
@@ -87,8 +115,9 @@ class Outcome:
                 "consistency_token": self.token}
 
 
-def _accepted(event_id: str, topic: str, token: str | None) -> Outcome:
-    return Outcome(202, event_id, topic, token=token)
+def _accepted(event_id: str, topic: str, token: str | None, *,
+              duplicate: bool = False) -> Outcome:
+    return Outcome(202, event_id, topic, token=token, duplicate=duplicate)
 
 
 def _failed(document: dict[str, Any]) -> Outcome:
@@ -124,8 +153,10 @@ class Ingest:
     """
 
     def __init__(self, *, publisher: EventWriter, readside: ReadSide, store: AcceptedStore,
-                 ack_timeout_s: float, topic_prefix: str = "") -> None:
+                 ack_timeout_s: float, topic_prefix: str = "",
+                 metrics: IngestMetrics | None = None) -> None:
         self.publisher = publisher
+        self.metrics = metrics or IngestMetrics.create(CollectorRegistry(), "api")
         self.readside = readside
         self.store = store
         self._ack_timeout_s = ack_timeout_s
@@ -138,13 +169,27 @@ class Ingest:
     def accept(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]], *,
                bulk: bool) -> list[Outcome]:
         """One outcome per item, in order; ``bulk`` flushes the producer once all are sent."""
+        outcomes = self._accept(caller, items, bulk=bulk)
+        self._count(caller, items, outcomes)
+        return outcomes
+
+    def _accept(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]], *,
+                bulk: bool) -> list[Outcome]:
         return self._complete(self._plan(caller, items), bulk=bulk, turn=nullcontext())
 
     def accept_batch(self, caller: Caller, body: bytes) -> list[Outcome]:
-        """The outcomes of a batch body's items (a ``ProblemError`` if it is no batch)."""
+        """The outcomes of a batch body's items (a ``ProblemError`` if it is no batch: not
+        counted, it holds no events to count)."""
         with self._turn:
-            plan = self._plan(caller, bodies.batch(body))
-        return self._complete(plan, bulk=True, turn=self._turn)
+            items = bodies.batch(body)
+            plan = self._plan(caller, items)
+        outcomes = self._complete(plan, bulk=True, turn=self._turn)
+        self._count(caller, items, outcomes, body)
+        return outcomes
+
+    def _count(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]],
+               outcomes: Sequence[Outcome], body: bytes | None = None) -> None:
+        self.metrics.count_items(partner_kind(caller.scopes), items, outcomes, body)
 
     def _plan(self, caller: Caller, items: Sequence[EventModel | dict[str, Any]]) -> _Plan:
         plan = _Plan([None] * len(items))
@@ -165,7 +210,7 @@ class Ingest:
                 first[one.event_id] = one
                 plan.pending.append(one)
             elif earlier.sha256 == one.sha256:
-                plan.repeats.append((index, earlier))  # the same event twice: as the first
+                plan.repeats.append((index, earlier))  # the same event twice: a duplicate
             else:
                 plan.outcomes[index] = _failed(_conflict(one.event_id))
         return plan
@@ -178,7 +223,9 @@ class Ingest:
             for one, outcome in zip(plan.pending, published, strict=True):
                 outcomes[one.index] = outcome
         for index, earlier in plan.repeats:
-            outcomes[index] = outcomes[earlier.index]
+            first = outcomes[earlier.index]
+            outcomes[index] = first if first is None or first.status != 202 \
+                else dataclasses.replace(first, duplicate=True)
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(outcomes)
         return done
@@ -262,7 +309,8 @@ class Ingest:
                 fresh.append(one)
             elif before.body_sha256 == one.sha256:
                 outcomes[one.event_id] = _accepted(one.event_id, before.topic, consistency.token(
-                    self._prefix, one.record.key, before.topic, before.partition, before.offset))
+                    self._prefix, one.record.key, before.topic, before.partition, before.offset),
+                    duplicate=True)
             else:
                 outcomes[one.event_id] = _failed(_conflict(one.event_id))
         return outcomes, fresh
@@ -294,14 +342,33 @@ class Ingest:
 
     # -- one event, from the event loop ----------------------------------------------------
 
+    async def accept_body(self, caller: Caller, body: bytes) -> Outcome:
+        """The outcome of a single-event body: ``accept_one`` of its event, or the
+        ``ProblemError`` (400, 422) of a body that holds none, counted as rejected."""
+        try:
+            event = bodies.event(body)
+        except ProblemError:
+            self.metrics.count(partner_kind(caller.scopes), claimed_type(from_json_or_none(body)),
+                               "rejected")
+            raise
+        return await self.accept_one(caller, event)
+
     async def accept_one(self, caller: Caller, event: EventModel) -> Outcome:
-        """The outcome of one event.
+        """The outcome of one event (counted).
 
         A single event is small, and handing it to a worker thread and back costs
         more than all the rest: it is published from the event loop whenever nothing
         on the way can block (a client that has already written to the topic, an
         event id nobody else is publishing); otherwise it goes the threaded way.
         """
+        outcome = await self._accept_one(caller, event)
+        settled = outcome.counted_as
+        if settled is not None:
+            self.metrics.count(partner_kind(caller.scopes), type_label(event.__dict__["type"]),
+                               settled)
+        return outcome
+
+    async def _accept_one(self, caller: Caller, event: EventModel) -> Outcome:
         if isinstance(event, LeadAnswered) and not caller.admin:
             return await self._threaded(caller, event)  # the read model is a file away
         plan = self._plan(caller, [event])
@@ -352,7 +419,7 @@ class Ingest:
         return failure, acks(sending)[0]
 
     async def _threaded(self, caller: Caller, event: EventModel) -> Outcome:
-        outcomes = await run_in_threadpool(self.accept, caller, [event], bulk=False)
+        outcomes = await run_in_threadpool(self._accept, caller, [event], bulk=False)
         return outcomes[0]
 
     async def _acknowledgement(self, future: Any) -> BrokerUnavailable | None:

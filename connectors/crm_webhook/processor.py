@@ -27,6 +27,7 @@ import base64
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -66,15 +67,35 @@ class Transport(Protocol):
     def results(self) -> list[Result]: ...
 
 
+#: Buckets of the lead delivery latency: a lead decided and pushed at once takes
+#: seconds; one whose CRM was away waits for the retries, hours to days.
+LEAD_LATENCY_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200,
+                        86400, 259200)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeliveryMetrics:
-    """What the delivery component records, on the process's registry."""
+    """What the delivery component records, on the process's registry.
+
+    ``lead_latency``: from the business's request for the offer (the lead's
+    ``requested_at``, the time of the ``offer_requested`` event that caused it) to the
+    first 2xx answer to the ``lead.assigned`` message of the lead's first decision
+    (version 1), replays aside: the whole way through the hub, as the business waits
+    for it (an offer reported late, in a file of last week's, counts its age too). An
+    attempt in flight at a crash is made again, and its 2xx observed again
+    by the next process, as any replay after a crash.
+    ``endpoints``: the endpoints known now, by state (enabled, disabled), set when the
+    store is read and as they change; only by the instance that owns the inputs (a
+    standby reads no store: it has no such series).
+    """
 
     deliveries: Counter
     latency: Histogram
     pending: Gauge
     in_flight: Gauge
     disabled: Counter
+    endpoints: Gauge
+    lead_latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DeliveryMetrics:
@@ -89,7 +110,33 @@ class DeliveryMetrics:
             Gauge("passport_hub_webhook_in_flight_deliveries",
                   "Webhook attempts sent and not answered yet.", registry=registry),
             Counter("passport_hub_webhook_endpoints_disabled", "Webhook endpoints the hub "
-                    "disabled, by reason.", ["reason"], registry=registry))
+                    "disabled, by reason.", ["reason"], registry=registry),
+            Gauge("passport_hub_webhook_endpoints", "Webhook endpoints registered, by state "
+                  "(enabled, disabled).", ["state"], registry=registry),
+            Histogram("passport_hub_lead_delivery_latency_seconds",
+                      "From a business's offer request to the first 2xx delivery of its "
+                      "lead's first assignment to the reseller's CRM.", registry=registry,
+                      buckets=LEAD_LATENCY_BUCKETS))
+
+    def count_endpoints(self, endpoints: Iterable[Endpoint]) -> None:
+        """Set the endpoints gauge from all the endpoints (a few hundred: on change only)."""
+        enabled = disabled = 0
+        for endpoint in endpoints:
+            if endpoint.enabled:
+                enabled += 1
+            else:
+                disabled += 1
+        self.endpoints.labels("enabled").set(enabled)
+        self.endpoints.labels("disabled").set(disabled)
+
+    def delivered(self, message: Message, replay: bool, now: int) -> None:
+        """Observe the lead delivery latency if ``message`` is the first assignment's."""
+        event = message.event
+        if replay or event.type != "lead.assigned" or event.data.get("version") != 1:
+            return
+        requested = event.data.get("requested_at")
+        at = _epoch_ms(requested) if isinstance(requested, str) else event.occurred_at
+        self.lead_latency.observe(max(0.0, (now - at) / 1000))
 
 
 @frozen
@@ -343,6 +390,8 @@ class DeliveryProcessor:
                                     next_attempt_at=attempt.next_attempt_at)))
             self.metrics.deliveries.labels(attempt.outcome).inc()
             self.metrics.latency.observe(result.latency_ms / 1000)
+            if attempt.outcome == "delivered" and sent.generation == 0:
+                self.metrics.delivered(sent.message, pending.replay, now)
             if attempt.pending is None:
                 self._deliveries.remove(pending.ref)
                 state.delete(PENDING_NS, pending.ref)
@@ -408,6 +457,8 @@ class DeliveryProcessor:
         reseller = endpoint.reseller_id
         before = endpoints.get(reseller)
         endpoints[reseller] = endpoint
+        if before is None or before.enabled != endpoint.enabled:
+            self.metrics.count_endpoints(endpoints.values())
         state.put(ENDPOINTS_NS, reseller, core.endpoint_json(endpoint), partition=PARTITION)
         self._unusable.discard(reseller)
         self._deliveries.touch(reseller)
@@ -436,6 +487,7 @@ class DeliveryProcessor:
             else:
                 del self._sent[sent_ref]
         self._deliveries, self._endpoints = deliveries, endpoints
+        self.metrics.count_endpoints(endpoints.values())
         self._seq = int(state.get(META_NS, "seq") or 0)
         self.log.info("webhook.state_loaded", endpoints=len(endpoints),
                       pending=len(deliveries.pending))
@@ -445,3 +497,8 @@ class DeliveryProcessor:
     def deliveries(self) -> core.Deliveries:
         """The pending deliveries in memory (tests, metrics)."""
         return self._deliveries
+
+
+def _epoch_ms(iso: str) -> int:
+    """Epoch ms of an RFC 3339 time as the bodies write it (``…Z``)."""
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)

@@ -6,6 +6,11 @@ Without arguments (``passport-hub run file_drop``) it watches ``<data dir>/inbox
 One summary line per file on stdout; logs on stderr. Exit status: 0 when every
 file was produced (bad rows, if any, in its report), 1 when a file was rejected
 whole, a duplicate, or interrupted, 2 on an error (no broker, no such file).
+
+Watching, it serves ``/metrics``, ``/livez`` and ``/readyz`` on
+``PASSPORT_HUB_METRICS_HOST``/``PORT`` like every component (hub.probes): alive
+while its polls (and the chunks of the file in hand) go on, ready while the
+broker accepts a connection and the inbox is a folder.
 """
 
 from __future__ import annotations
@@ -13,15 +18,18 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry
 
 from connectors.file_drop.checkpoint import Checkpoints, checkpoint_path
 from connectors.file_drop.ingest import CHUNK, FileDrop, Options, Outcome
+from connectors.file_drop.metrics import FileDropMetrics
 from connectors.file_drop.rows import models_by_tag, type_tag
 from connectors.file_drop.watch import Watcher
 from connectors.publish import Publisher
-from hub import kafka, logs
+from hub import kafka, logs, probes
 from hub.config import Settings
 from hub.errors import BrokerUnavailable, HubError
 from hub.service import install_stop_handlers
@@ -75,12 +83,14 @@ def _status(outcome: Outcome) -> int:
     return 0 if outcome.status == "done" else 1
 
 
-def _watch(drop: FileDrop, folder: Path, stop: threading.Event, interval_s: float) -> int:
+def _watch(drop: FileDrop, folder: Path, stop: threading.Event, interval_s: float,
+           beat: Callable[[], None] = lambda: None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     watcher = Watcher(folder)
     log = logs.get().bind(component="file_drop")
     log.info("file_drop.watching", folder=str(folder))
     while not stop.is_set():
+        beat()
         for path in watcher.poll():
             if stop.is_set():
                 break
@@ -97,6 +107,15 @@ def _watch(drop: FileDrop, folder: Path, stop: threading.Event, interval_s: floa
         stop.wait(interval_s)
     log.info("file_drop.stopped")
     return 0
+
+
+def _probes(registry: CollectorRegistry, publisher: Publisher, folder: Path,
+            options: Options) -> probes.Probes:
+    """The watcher's probes: it beats at each poll and each acknowledged chunk, so it is
+    stalled only past a chunk's every attempt (and their backoffs) with a margin."""
+    stall_s = options.attempts * (publisher.settings.produce_timeout_s + 10.0) + 60.0
+    return probes.Probes("file_drop", registry, stall_s=stall_s, checks={
+        "broker": publisher.ready, "inbox": folder.is_dir})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,10 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         publisher = Publisher(settings)
         try:
             with Checkpoints(checkpoint_path(settings)) as checkpoints:
-                drop = FileDrop(publisher, checkpoints, options=options, stop=stop)
-                if args.watch is not None:
-                    return _watch(drop, args.watch, stop, args.interval)
-                return _ingest_files(drop, args.files, stop)
+                registry = CollectorRegistry()
+                metrics = FileDropMetrics.create(registry)
+                if args.watch is None:
+                    drop = FileDrop(publisher, checkpoints, options=options, stop=stop,
+                                    metrics=metrics)
+                    return _ingest_files(drop, args.files, stop)
+                watching = _probes(registry, publisher, args.watch, options)
+                probes.serve(watching, host=settings.metrics_host, port=settings.metrics_port)
+                drop = FileDrop(publisher, checkpoints, options=options, stop=stop,
+                                metrics=metrics, beat=watching.beat)
+                return _watch(drop, args.watch, stop, args.interval, beat=watching.beat)
         finally:
             publisher.close()
     except HubError as exc:

@@ -6,6 +6,7 @@ the inbox, and the next run re-reads it, skips what the checkpoint covers, and
 re-sends at most the chunk that was in flight, under the same derived event
 ids. Bad rows never stop a file: they go to its report. The file is settled
 (moved) last, then marked finished, so a file is never lost between the two.
+Files, rows and events are counted as they go (connectors/file_drop/metrics.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry
 
 from connectors.contract import Sink
 from connectors.file_drop import headers, inbox, rows
 from connectors.file_drop.checkpoint import Checkpoints, Progress
 from connectors.file_drop.formats import Line, Reader, UnreadableFile
+from connectors.file_drop.metrics import FileDropMetrics
 from connectors.file_drop.progress import ProgressBar
 from connectors.file_drop.rows import Defaults, FieldError, TypeUnknown
 from hub import ids, logs
@@ -100,6 +104,8 @@ class _Plan:
 
     build: Callable[[Line], rows.Outcome]
     notes: list[FieldError]
+    claims: Callable[[Line], Any]
+    """The type a line claims, for counting it when it is refused (None: unknown)."""
 
 
 class _Interrupted(Exception):
@@ -115,8 +121,14 @@ class FileDrop:
 
     def __init__(self, sink: Sink, checkpoints: Checkpoints, *, options: Options | None = None,
                  stop: threading.Event | None = None, progress: ProgressBar | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 metrics: FileDropMetrics | None = None,
+                 beat: Callable[[], None] = lambda: None) -> None:
+        """``beat``: called at each acknowledged chunk, so a watcher busy with a large file
+        stays alive on its probes (hub.probes.Probes.beat)."""
         self.sink = sink
+        self.metrics = metrics or FileDropMetrics.create(CollectorRegistry())
+        self.beat = beat
         self.checkpoints = checkpoints
         self.options = options or Options()
         self.stop = stop or threading.Event()
@@ -130,7 +142,15 @@ class FileDrop:
         Raises ``BrokerUnavailable`` when a chunk is not acknowledged after
         ``options.attempts`` tries; the file then stays where it is.
         """
-        folder = folder or path.parent
+        try:
+            outcome = self._ingest(path, folder or path.parent)
+        except BrokerUnavailable:
+            self.metrics.file("unavailable")
+            raise
+        self.metrics.file(outcome.status)
+        return outcome
+
+    def _ingest(self, path: Path, folder: Path) -> Outcome:
         started = time.monotonic()
         data = path.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
@@ -183,7 +203,8 @@ class FileDrop:
         if reader.kind == "jsonl":
             defaults = Defaults(source, lambda line: row_event_id(sha256, line), tag,
                                 self.options.now)
-            return _Plan(lambda line: _json_line(line, defaults), [])
+            return _Plan(lambda line: _json_line(line, defaults), [],
+                         lambda line: _json_type(line, tag))
         columns = headers.columns(reader.header)
         if tag is None:
             try:
@@ -196,7 +217,7 @@ class FileDrop:
         notes = [FieldError(1, header, "unknown column, ignored") for header in columns.unknown]
         notes += [FieldError(1, header, "a second column for the same field, ignored")
                   for header in columns.repeated]
-        return _Plan(lambda line: _csv_line(line, columns, defaults), notes)
+        return _Plan(lambda line: _csv_line(line, columns, defaults), notes, lambda _line: tag)
 
     def _produce(self, reader: Reader, plan: _Plan, name: str, sha256: str,
                  resume: int) -> tuple[_Total, int, int, list[FieldError]]:
@@ -204,20 +225,27 @@ class FileDrop:
         errors: list[FieldError] = []
         produced = sent = 0
         chunk: list[EventModel] = []
+        refused: list[Any] = []  # the types refused rows past the checkpoint claim
         for line, outcome in _built(reader, plan, total):
             self.progress.update(reader.fraction(), total.rows)
             if isinstance(outcome, list):
                 errors.extend(outcome)
+                if line.number > resume:
+                    refused.append(plan.claims(line))
                 continue
             produced += 1
-            if line <= resume:
+            if line.number <= resume:
                 continue  # acknowledged before the crash or stop that interrupted the file
             chunk.append(outcome)
             if len(chunk) >= self.options.chunk:
-                sent += self._send(chunk, sha256, name, line, resume)
+                sent += self._send(chunk, sha256, name, line.number, resume)
                 chunk = []
+                # The checkpoint is past them now: a resumed run will not count them again.
+                self.metrics.rejected(refused)
+                refused = []
         if chunk:
             sent += self._send(chunk, sha256, name, total.line, resume)
+        self.metrics.rejected(refused)
         return total, produced, sent, errors
 
     def _send(self, chunk: list[EventModel], sha256: str, name: str, line: int,
@@ -236,6 +264,8 @@ class FileDrop:
                 self.log.warning("file_drop.retry", file=name, attempt=attempt, error=str(exc))
                 self.stop.wait(min(self.options.backoff_s * 2 ** (attempt - 1), 10.0))
         self.checkpoints.advance(sha256, name, line)
+        self.metrics.produced(chunk)
+        self.beat()
         return len(chunk)
 
     def _reject(self, path: Path, folder: Path, errors: list[FieldError]) -> Path:
@@ -250,17 +280,23 @@ class _Total:
     """The last line read."""
 
 
-def _built(reader: Reader, plan: _Plan, total: _Total) -> Iterator[tuple[int, rows.Outcome]]:
+def _built(reader: Reader, plan: _Plan, total: _Total) -> Iterator[tuple[Line, rows.Outcome]]:
     for line in reader:
         total.rows += 1
         total.line = line.number
-        yield line.number, plan.build(line)
+        yield line, plan.build(line)
 
 
 def _csv_line(line: Line, columns: headers.Columns, defaults: Defaults) -> rows.Outcome:
     if line.error is not None:
         return [FieldError(line.number, "line", line.error)]
     return rows.from_cells(line.number, columns.values(line.cells), defaults)
+
+
+def _json_type(line: Line, tag: str | None) -> Any:
+    """The type a JSON line claims: its own ``type`` member, else the file's."""
+    own = line.obj.get("type") if isinstance(line.obj, dict) else None
+    return own if own is not None else tag
 
 
 def _json_line(line: Line, defaults: Defaults) -> rows.Outcome:

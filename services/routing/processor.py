@@ -13,6 +13,10 @@ whenever it is idle: that is where deadlines fire (``Router.expire``), leads a
 restore left half-moved are placed again, and invalid reseller profiles are
 dead-lettered — only on the instance that owns the lead partition, so a
 standby fires nothing.
+
+The changes of a batch or a flush are counted (services/routing/metrics.py, which
+says what a count means) once saved to the transaction, never while deciding: a
+batch that raises counts nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hub import logs
 from hub.errors import HubError
 from hub.processor import Emit, Inbound, Outbound, Rejected
@@ -28,6 +34,7 @@ from hub.store import Txn
 from schemas import catalog
 from schemas.reference import DEPARTEMENTS, REGIONS, region_of
 from services.routing import records
+from services.routing.metrics import RoutingMetrics
 from services.routing.registry import Registry
 from services.routing.router import InvalidAnswerError, Router, RoutingRules
 from services.routing.state import Change, RouterState
@@ -59,8 +66,10 @@ class RoutingProcessor:
 
     def __init__(self, registry: Registry, *, rules: RoutingRules | None = None,
                  clock: Callable[[], int] | None = None,
-                 table: ResellerTable | None = None) -> None:
+                 table: ResellerTable | None = None,
+                 metrics: RoutingMetrics | None = None) -> None:
         self.registry = registry
+        self.metrics = metrics or RoutingMetrics.create(CollectorRegistry())
         self.rules = rules or RoutingRules()
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.table = table
@@ -77,6 +86,7 @@ class RoutingProcessor:
     def apply(self, state: Txn, batch: Sequence[Inbound]) -> list[Emit]:
         router = self._loaded(state)
         out: list[Emit] = []
+        decided: list[Change] = []
         try:
             for inbound in batch:
                 self._offsets[f"{inbound.topic}/{inbound.partition}"] = inbound.offset + 1
@@ -88,10 +98,12 @@ class RoutingProcessor:
                                   offset=inbound.offset, error=str(exc))
                     continue
                 out.extend(self._outbound(changes))
+                decided.extend(changes)
             self._save(state)
         except BaseException:
             self._router = None  # the transaction rolls back: so does the state in memory
             raise
+        self._count(decided)
         return out
 
     def flush(self, state: Txn, partitions: frozenset[int], *,
@@ -106,7 +118,9 @@ class RoutingProcessor:
         router = self._loaded(state)
         try:
             now = self.clock()
-            changes = router.resume(now) if router.state.unplaced else []
+            # What the half-moved leads lost before the restore: their reassignments' reason.
+            lost = {i: router.state.leads[i].status for i in router.state.unplaced}
+            changes = router.resume(now) if lost else []
             changes += router.expire(now)
             if changes:
                 out.extend(self._outbound(changes))
@@ -114,6 +128,7 @@ class RoutingProcessor:
         except BaseException:
             self._router = None
             raise
+        self._count(changes, lost)
         return out
 
     def _profile_letters(self, state: Txn) -> list[Emit]:
@@ -151,13 +166,17 @@ class RoutingProcessor:
         out: list[Emit] = []
         for change in changes:
             lead = change.lead
-            self.changes[change.kind] = self.changes.get(change.kind, 0) + 1
             value = records.datum(change, self._offsets)
             self._last_event = value["event_id"]
             out.append(Outbound(catalog.LEADS, lead.lead_id, "LeadAssigned", value))
             self.log.debug("lead.changed", lead_id=lead.lead_id, change=change.kind,
                            version=lead.version, reseller_id=lead.holder, rule=lead.rule)
         return out
+
+    def _count(self, changes: list[Change], lost: dict[str, str] | None = None) -> None:
+        for change in changes:
+            self.changes[change.kind] = self.changes.get(change.kind, 0) + 1
+        self.metrics.count(changes, lost)
 
     # -- state -------------------------------------------------------------------------------
 

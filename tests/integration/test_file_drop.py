@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from connectors.file_drop.checkpoint import Checkpoints, checkpoint_path
@@ -293,3 +295,49 @@ def test_the_watched_inbox(topics: Settings, tmp_path: Path) -> None:
     assert "offres.csv: 2 rows, 2 produced, 0 rejected" in output
     records = read_topic(topics, catalog.OFFER_REQUESTS)
     assert sorted(r.datum["category"] for r in records) == ["e-commerce", "website-hosting"]
+
+
+def _probes_port(log: Path, process: subprocess.Popen[str]) -> int:
+    """The port the watcher logged it serves its probes on."""
+    deadline = time.monotonic() + 30
+    while True:
+        for line in log.read_text().splitlines():
+            if '"probes.serving"' in line:
+                return int(json.loads(line)["port"])
+        assert time.monotonic() < deadline, log.read_text()
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(90)
+def test_the_watcher_serves_its_metrics_and_probes(topics: Settings, tmp_path: Path) -> None:
+    inbox = tmp_path / "data" / "inbox"
+    log_path = tmp_path / "watch.log"
+    log = log_path.open("w+", encoding="utf-8")
+    env = cli_env(topics) | {"PASSPORT_HUB_DATA_DIR": str(tmp_path / "data"),
+                             "PASSPORT_HUB_METRICS_PORT": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "connectors.file_drop"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{_probes_port(log_path, process)}"
+        assert httpx.get(f"{base}/livez", timeout=5).status_code == 200
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.json() == {"status": "ready", "checks": {"broker": True, "inbox": True}}
+        (inbox / "modules.csv").write_text("SIREN;Module;Date\n732829320;website-create;"
+                                           "05/03/2009\n732829320;nope;05/03/2009\n",
+                                           encoding="utf-8")
+        deadline = time.monotonic() + 30
+        while not (inbox / "done" / "modules.csv").exists():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        log.close()
+    assert code == 0, log_path.read_text()
+    assert 'passport_hub_file_drop_files_total{outcome="done"} 1.0' in text
+    assert 'passport_hub_file_drop_rows_total{outcome="rejected"} 1.0' in text
+    assert ('passport_hub_events_ingested_total{channel="file_drop",outcome="accepted",'
+            'partner="trainer",type="module_completed"} 1.0') in text
+    assert 'passport_hub_ready{component="file_drop"} 1.0' in text
