@@ -22,6 +22,7 @@ from schemas.models import (
     EventModel,
     ModuleCompleted,
     OfferRequested,
+    TrainingFeedback,
 )
 from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES
 
@@ -37,6 +38,10 @@ _TRAINER_FIRST_RATE = 0.2
 """Share of businesses whose trainer reports a module before the advisor enrols them."""
 _REPEAT_RATE = 0.1
 """Chance that a completion repeats a module already done (a retake, reported again)."""
+_FEEDBACK_RATE = 0.5
+"""Share of completed modules the trainee rates (the quality referential of the KPI page)."""
+#: Scores 1-5, as weights: most trainees are content, a few are not.
+_SCORE_WEIGHTS = (4, 6, 15, 40, 35)
 
 
 @dataclass(slots=True)
@@ -60,6 +65,9 @@ class Synthetic:
     def __init__(self, *, seed: int, clock: Callable[[], datetime],
                  resellers: int = DEFAULT_RESELLERS) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - demo data: reproducible, not secret
+        # Feedback draws from its own stream: the rest of the traffic (ids included) is the
+        # same for a seed as before feedback was generated.
+        self._feedback_rng = random.Random(seed ^ 0xFEED)  # noqa: S311 - as above
         self._clock = clock
         self._reseller_count = resellers
         self._sirens: set[str] = set()
@@ -119,9 +127,11 @@ class Synthetic:
                 event_id=self._uuid(), occurred_at=at, source=slug(provider), siren=code,
                 module_id=module_id, trainer_org=provider))
         events: list[EventModel] = [enrolment, *modules]
+        feedback = self._feedback(code, delegation, modules)
         if modules and rng.random() < _TRAINER_FIRST_RATE:
             early = rng.randint(1, len(modules))
             events = [*modules[:early], enrolment, *modules[early:]]
+        events.extend(feedback)
         if offer:
             events.append(OfferRequested(
                 event_id=self._uuid(), occurred_at=times[-1], source=delegation, siren=code,
@@ -131,6 +141,22 @@ class Synthetic:
         self.expected.passports += int(passport)
         self.expected.leads += int(offer and consent)
         return events
+
+    def _feedback(self, code: str, delegation: str,
+                  modules: list[EventModel]) -> list[EventModel]:
+        """Some trainees rate the module they completed, as it is reported."""
+        rng = self._feedback_rng
+        out: list[EventModel] = []
+        for done in modules:
+            assert isinstance(done, ModuleCompleted)
+            if rng.random() < _FEEDBACK_RATE:
+                score = rng.choices(range(1, 6), _SCORE_WEIGHTS)[0]
+                out.append(TrainingFeedback(
+                    event_id=UUID(int=rng.getrandbits(128), version=4),
+                    occurred_at=done.occurred_at, source=done.source, siren=code,
+                    module_id=done.module_id, trainer_org=done.trainer_org,
+                    delegation=delegation, score=score))
+        return out
 
     def _completions(self) -> list[str]:
         rng = self._rng
