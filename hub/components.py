@@ -18,5 +18,7 @@ COMPONENTS: dict[str, str] = {
     "crm_webhook": "connectors.crm_webhook",
 }
 
-#: What ``passport-hub up`` runs (the synthetic source only with ``--demo``).
-CORE = ("api", "passport", "routing", "crm_webhook")
+#: What ``passport-hub up`` runs (the synthetic source only with ``--demo``): the file drop
+#: watches ``<data dir>/inbox``, so a file dropped there on a dev stack is read as in
+#: production.
+CORE = ("api", "passport", "routing", "crm_webhook", "file_drop")

@@ -18,7 +18,7 @@ import orjson
 from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
 from connectors.api import (
@@ -44,6 +44,7 @@ from connectors.api.waiting import Changes
 from connectors.crm_webhook.secrets import Sealer
 from connectors.crm_webhook.ssrf import Guard
 from hub.config import Settings
+from hub.probes import Probes
 from schemas import asyncapi
 from schemas.models import Siren
 from schemas.reference import DEPARTEMENTS
@@ -206,10 +207,18 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
+    # The same checks as every component's (hub.probes), and the same gauges beside them:
+    # passport_hub_ready, passport_hub_broker_up and passport_hub_build_info of "api".
+    probes = Probes("api", registry, checks={"broker": publisher.ready,
+                                            "readmodel": lambda: readside.caught_up})
+    Gauge("passport_hub_broker_up",
+          "1 when the broker answered the component's last check, 0 otherwise.",
+          ["component"], registry=registry).labels("api").set_function(
+              lambda: float(publisher.ready()))
+
     @app.get("/readyz", include_in_schema=False, response_model=None)
     def readyz() -> Response:
-        checks = {"broker": publisher.ready(), "readmodel": readside.caught_up}
-        ready = all(checks.values())
+        ready, checks = probes.ready()
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                             status_code=200 if ready else 503)
 
