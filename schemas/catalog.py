@@ -27,8 +27,8 @@ DELIVERIES = "pn.deliveries.v1"
 #: Partition count shared by the co-partitioned, SIREN-keyed topics.
 SIREN_PARTITIONS = 6
 
-# The edges that accept partner input: the HTTP API and the file drop.
-_INGEST = ("api", "file_drop")
+# Who writes partner input: the HTTP API, the file drop, and the demo's synthetic source.
+_INGEST = ("api", "file_drop", "synthetic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,9 @@ class Topic:
     writers: tuple[str, ...] = ()
     """Who produces to it (the components of docs/architecture.md)."""
     readers: tuple[str, ...] = ()
-    """Who consumes it."""
+    """Who consumes it: the components (the read model in the API's process), the demo's
+    synthetic CRMs, and the dead-letter tool (``dlq``); tests/unit/test_catalog_readers.py
+    holds it to what each one really reads."""
     retained: bool = False
     """Kept for good (``retention.ms=-1``): a log that state is rebuilt from."""
 
@@ -81,7 +83,8 @@ CATALOG: tuple[Topic, ...] = (
           "Every change of every lead, in order, with its decision trace; one partition: "
           "the router's state is the fold of this log (services/routing/restore.py), "
           "so it is never compacted and keeps its records.",
-          writers=("routing",), readers=("routing", "crm_webhook", "readmodel"), retained=True),
+          writers=("routing",), readers=("routing", "crm_webhook", "readmodel", "synthetic"),
+          retained=True),
     Topic(WEBHOOK_COMMANDS, "reseller_id", 1, False, ("WebhookCommand",),
           "Resellers' webhook endpoint commands (register, rotate, test, replay), from the API to "
           "the delivery component; its endpoints are the fold of this log, so it keeps its records "
@@ -96,7 +99,7 @@ CATALOG: tuple[Topic, ...] = (
           writers=("crm_webhook",), readers=("readmodel",)),
     Topic(DLQ, "original key", 3, False, (),
           "Dead letters: the original bytes, the cause in headers.",
-          writers=("every consumer",), readers=("ops",)),
+          writers=("every consumer",), readers=("dlq",)),
 )
 
 _BY_NAME = {topic.name: topic for topic in CATALOG}

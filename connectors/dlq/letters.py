@@ -76,9 +76,13 @@ class DeadLetter:
         return self.header(deadletter.ERROR_MESSAGE)
 
 
+#: What the dead-letter tool reads (``passport-hub dlq``).
+TOPICS = (catalog.DLQ,)
+
+
 def read_all(settings: Settings, *, timeout_s: float = 30.0) -> list[DeadLetter]:
     """Every dead letter, in (partition, offset) order."""
-    physical = settings.topic(catalog.DLQ)
+    physical = settings.topic(TOPICS[0])
     consumer = kafka.consumer(settings, group=None)
     try:
         deadline = time.monotonic() + timeout_s

@@ -141,11 +141,15 @@ def event(reply: Reply, now: datetime) -> LeadAnswered:
                         reseller_id=reply.reseller_id, answer=reply.answer, reason=reply.reason)
 
 
+#: What the demo's CRMs read: the leads their resellers are given.
+TOPICS = (catalog.LEADS,)
+
+
 def run(settings: Settings, seed: int, stop: threading.Event) -> int:
     """Answer leads until ``stop``; return how many answers were sent."""
     log = logs.get().bind(crm=True, seed=seed)
     crm = Crm(seed=seed, national_queue=settings.routing_national_queue)
-    reader = TopicReader(settings, [catalog.LEADS])
+    reader = TopicReader(settings, TOPICS)
     publisher = Publisher(settings)
     sent: dict[str, int] = {}
     last_log = time.monotonic()

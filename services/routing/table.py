@@ -21,12 +21,15 @@ from hub.reader import TopicReader
 from schemas import catalog
 from services.routing.registry import InvalidProfileError, Registry, parse_profile
 
+#: What the table reads: every router instance reads the whole of it.
+TOPICS = (catalog.RESELLERS,)
+
 
 class ResellerTable:
     """The latest valid profile of every reseller, as a live ``Registry``."""
 
     def __init__(self, settings: Settings, *, reader: TopicReader | None = None) -> None:
-        self._reader = reader or TopicReader(settings, [catalog.RESELLERS])
+        self._reader = reader or TopicReader(settings, TOPICS)
         self.registry = Registry()
         self.rejected: list[tuple[Inbound, InvalidProfileError]] = []
         """Invalid profiles not dead-lettered yet (``take_rejected``)."""
