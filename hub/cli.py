@@ -153,6 +153,8 @@ def _up(settings: Settings, *, demo: bool, rate: int) -> int:
               flush=True)
         for name, url in stack.endpoints.items():
             print(f"  {name:<12} {url}  (/metrics /livez /readyz)", flush=True)
+        print(f"  the programme's figures: {api}/kpi · the terminal view: passport-hub status",
+              flush=True)
         monitor = FlowMonitor(stack.settings) if demo else None
         if monitor is not None:
             monitor.start()

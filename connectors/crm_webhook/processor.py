@@ -392,6 +392,12 @@ class DeliveryProcessor:
             self.metrics.latency.observe(result.latency_ms / 1000)
             if attempt.outcome == "delivered" and sent.generation == 0:
                 self.metrics.delivered(sent.message, pending.replay, now)
+            elif attempt.outcome == "failed":
+                # The metric has no reseller label (650 of them): the log says whose it was,
+                # for the runbook's replay (docs/operations.md, Alert sections).
+                self.log.warning("webhook.delivery_failed", reseller_id=pending.reseller_id,
+                                 message_id=sent.message.event.message_id,
+                                 attempt=attempt.number, error=attempt.error)
             if attempt.pending is None:
                 self._deliveries.remove(pending.ref)
                 state.delete(PENDING_NS, pending.ref)
