@@ -21,19 +21,7 @@ if path=$(find_browser); then
   exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-  as_root=(sudo -n)
-else
-  echo "ensure-chromium: chromium is missing and neither root nor sudo is available" >&2
-  exit 1
-fi
-
-echo "ensure-chromium: installing Debian's chromium (apt-get)..." >&2
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq >/dev/null
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+bash "$(dirname "$0")/apt-install.sh" ensure-chromium chromium
 
 if path=$(find_browser); then
   echo "$path"

@@ -9,18 +9,7 @@
 set -euo pipefail
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    as_root=()
-  elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo -n)
-  else
-    echo "ensure-dclint: node/npm are missing and neither root nor sudo is available" >&2
-    exit 1
-  fi
-  echo "ensure-dclint: installing Debian's nodejs and npm (apt-get)..." >&2
-  export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get update -qq >/dev/null
-  "${as_root[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  bash "$(dirname "$0")/apt-install.sh" ensure-dclint nodejs npm
 fi
 
 if node -e 'const [a, b] = process.versions.node.split(".").map(Number);

@@ -20,20 +20,9 @@ if path=$(find_promtool); then
   exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-  as_root=(sudo -n)
-else
-  echo "ensure-prometheus: promtool is missing and neither root nor sudo is available" >&2
-  exit 1
-fi
-
-echo "ensure-prometheus: installing Debian's prometheus (apt-get)..." >&2
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq >/dev/null
-# --no-install-recommends: the package recommends node-exporter, which the hub does not need.
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+# The package recommends node-exporter, which the hub does not need (apt-install.sh
+# installs no recommends).
+bash "$(dirname "$0")/apt-install.sh" ensure-prometheus prometheus
 
 if path=$(find_promtool); then
   echo "$path"
