@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hub import logs
-from hub import status as hub_status
+from hub import logs, statusview
 from hub.broker import EmbeddedBroker
 from hub.components import COMPONENTS, CORE
 from hub.config import Settings
@@ -116,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[], int]] = {
         "up": lambda: _up(settings, demo=args.demo, rate=args.rate),
         "demo": lambda: _demo(settings, businesses=args.businesses, timeout_s=args.timeout),
-        "status": lambda: hub_status.command(settings.data_dir, hub_file=args.hub,
+        "status": lambda: statusview.command(settings.data_dir, hub_file=args.hub,
                                              watch=args.watch, interval_s=args.interval),
         "run": lambda: _run(args.name),
         "broker": lambda: _broker(port=args.port),

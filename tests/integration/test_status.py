@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.broker import free_port
 from hub.probes import Probes
-from hub.status import THIN
+from hub.statusview import THIN
 from tests.unit.test_status import api_registry, processor_registry, table_rows
 
 pytestmark = pytest.mark.timeout(60)

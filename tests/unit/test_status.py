@@ -16,10 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from rich.console import Console
 
-from hub import status
+from hub import status, statusview
 from hub.metrics import ProcessorMetrics
 from hub.promtext import Exposition, merge
-from hub.status import THIN, HubFile, Reply, Status, render, snapshot
+from hub.status import HubFile, Reply, Status, snapshot
+from hub.statusview import THIN, render
 
 AT = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
 GROUP_LAG = ("passport_hub_consumer_group_lag_records", "Group lag as the broker sees it.",
@@ -212,12 +213,12 @@ def test_all_ready_exits_zero() -> None:
     (150_000, 0, f"150{THIN}000"), (1_234_567.25, 1, f"1{THIN}234{THIN}567,2"),
 ])
 def test_french_numbers(value: float, decimals: int, written: str) -> None:
-    assert status.fr_number(value, decimals) == written
+    assert statusview.fr_number(value, decimals) == written
 
 
 def test_french_share() -> None:
-    assert status.fr_share(1234, 150_000) == f"1{THIN}234 / 150{THIN}000 (0,8{THIN}%)"
-    assert status.fr_share(5, 0) == "5 / 0"
+    assert statusview.fr_share(1234, 150_000) == f"1{THIN}234 / 150{THIN}000 (0,8{THIN}%)"
+    assert statusview.fr_share(5, 0) == "5 / 0"
 
 
 def _hub_json(directory: Path, pid: int) -> Path:
@@ -250,9 +251,9 @@ def test_the_newest_hub_that_runs_is_found(tmp_path: Path) -> None:
 
 def test_no_hub_or_an_unreadable_one_exits_two(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert status.command(tmp_path, hub_file=None, watch=False, interval_s=1) == 2
+    assert statusview.command(tmp_path, hub_file=None, watch=False, interval_s=1) == 2
     assert "no running hub" in capsys.readouterr().err
     broken = tmp_path / "hub.json"
     broken.write_text("{\"pid\": ")
-    assert status.command(tmp_path, hub_file=broken, watch=False, interval_s=1) == 2
+    assert statusview.command(tmp_path, hub_file=broken, watch=False, interval_s=1) == 2
     assert "not a readable hub.json" in capsys.readouterr().err
