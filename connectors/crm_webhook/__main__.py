@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from connectors.crm_webhook.processor import DeliveryMetrics, DeliveryProcessor
+from connectors.crm_webhook.metrics import DeliveryMetrics
+from connectors.crm_webhook.processor import DeliveryProcessor
 from connectors.crm_webhook.schedule import RetryPolicy
 from connectors.crm_webhook.secrets import Sealer
 from connectors.crm_webhook.sender import Sender

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.crm_webhook.processor import DeliveryMetrics
+from connectors.crm_webhook.metrics import DeliveryMetrics
 from tests.unit.test_crm_webhook_processor import T0, Harness, command, lead_change
 
 MINUTE_MS = 60_000
