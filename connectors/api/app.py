@@ -37,7 +37,8 @@ from connectors.api.bearer import Authenticated
 from connectors.api.commands import Commands
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import EventWriter, Ingest
-from connectors.api.observe import HttpMetrics, IngestMetrics, Observe
+from connectors.api.ingested import IngestMetrics
+from connectors.api.observe import HttpMetrics, Observe
 from connectors.api.problems import LastResort
 from connectors.api.readside import ReadSide
 from connectors.api.waiting import Changes

@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry
 from connectors.api import bodies, consistency, problems
 from connectors.api.auth import Caller
 from connectors.api.idempotency import Accepted, AcceptedStore
-from connectors.api.observe import (
+from connectors.api.ingested import (
     IngestMetrics,
     IngestOutcome,
     claimed_type,

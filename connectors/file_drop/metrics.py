@@ -25,7 +25,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
-from connectors.api.observe import IngestMetrics, IngestOutcome, sender_kind, type_label
+from connectors.api.ingested import IngestMetrics, IngestOutcome, sender_kind, type_label
 from schemas.models import EventModel
 
 FileOutcome = Literal["done", "rejected", "duplicate", "interrupted", "unavailable"]

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from connectors.api.auth import Caller
 from connectors.api.idempotency import AcceptedStore
 from connectors.api.ingest import Ingest
+from connectors.api.ingested import IngestMetrics, partner_kind, sender_kind, type_label
 from connectors.api.keys import ROLES
-from connectors.api.observe import IngestMetrics, partner_kind, sender_kind, type_label
 from connectors.api.problems import ProblemError
 from schemas.models import EXAMPLES
 from tests.unit.test_api_ingest import FakeReadSide, FakeWriter
