@@ -79,7 +79,8 @@ def hub_file(tmp_path: Path) -> dict[str, Any]:
     """The running stack's hub.json (where each component answers), once it is written
     for every core component."""
     def found() -> dict[str, Any] | None:
-        for path in sorted((tmp_path / "data").glob("*/hub.json")):
+        data = tmp_path / "data"  # an embedded stack's run directory, or the data directory
+        for path in sorted([*data.glob("*/hub.json"), *data.glob("hub.json")]):
             document: dict[str, Any] = json.loads(path.read_text())
             if {"api", "passport", "routing", "crm_webhook"} <= set(document["components"]):
                 document["run_dir"] = str(path.parent)
