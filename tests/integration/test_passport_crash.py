@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from connectors.publish import Publisher
-from connectors.synthetic.generator import Synthetic
+from connectors.synthetic.generator import Expected, Synthetic
 from hub.config import Settings
 from hub.reader import TopicReader
 from schemas import catalog
@@ -44,8 +44,10 @@ KILLS = int(os.environ.get("PASSPORT_HUB_CRASH_KILLS", "20"))
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def _traffic(businesses: int, seed: int) -> list[EventModel]:
-    """Synthetic businesses' events, some sent twice, in a lightly shuffled order."""
+def _traffic_and_intent(businesses: int, seed: int) -> tuple[list[EventModel], Expected]:
+    """Synthetic businesses' events, some sent twice, in a lightly shuffled order; and
+    what their generator meant by them (businesses, passports, leads): an oracle that
+    owes nothing to services.passport.rules."""
     rng = random.Random(seed)
     synthetic = Synthetic(seed=seed, clock=lambda: NOW)
     out: list[EventModel] = []
@@ -56,7 +58,14 @@ def _traffic(businesses: int, seed: int) -> list[EventModel]:
     # Neighbours swap now and then: reports of one business cross topics out of order.
     for i in range(0, len(out) - 1, 7):
         out[i], out[i + 1] = out[i + 1], out[i]
-    return out
+    return out, synthetic.expected
+
+
+def _as_intended(outputs_: Outputs, intent: Expected) -> None:
+    """The outputs against the generator's own count, not the rules' replay."""
+    issued = sum(1 for p in outputs_.snapshots.values() if p["state"] == "passport_issued")
+    assert (len(outputs_.snapshots), issued, len(outputs_.lead_event_ids)) == (
+        intent.businesses, intent.passports, intent.leads)
 
 
 def _expected(sent: list[EventModel]) -> tuple[dict[str, dict[str, Any]], set[str]]:
@@ -141,7 +150,7 @@ def _one_id_per_lead(outputs_: Outputs) -> None:
 def test_sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice(
         topics: Settings, tmp_path: Path) -> None:
     rng = random.Random(20261126)
-    sent = _traffic(businesses=400, seed=7)
+    sent, intent = _traffic_and_intent(businesses=400, seed=7)
     expected, leads = _expected(sent)
     watch = Outputs(topics)
     feeder = _feed(topics, sent, seconds=KILLS * 2.0)
@@ -162,6 +171,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice(
         running.append(Service(topics, data, f"{topics.group_prefix}-final"))
         _await(watch, expected, leads, timeout_s=180)
     _one_id_per_lead(watch)
+    _as_intended(watch, intent)
     watch.close()
     assert kills_in_flight == KILLS  # every kill hit a running service
     assert len(expected) == 400
@@ -170,7 +180,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice(
 
 def test_two_instances_share_the_partitions_and_one_takes_over_the_others(
         topics: Settings, tmp_path: Path) -> None:
-    sent = _traffic(businesses=300, seed=11)
+    sent, intent = _traffic_and_intent(businesses=300, seed=11)
     expected, leads = _expected(sent)
     watch = Outputs(topics)
     group = f"{topics.group_prefix}-pair"
@@ -188,4 +198,5 @@ def test_two_instances_share_the_partitions_and_one_takes_over_the_others(
         _await(watch, expected, leads, timeout_s=180)
         assert second.restored >= 1, "the survivor never restored a partition from the topic"
     _one_id_per_lead(watch)
+    _as_intended(watch, intent)
     watch.close()
