@@ -7,11 +7,14 @@ the same Avro record once validated (so whitespace, key order or a time
 zone's spelling do not matter): the store keeps each accepted record's
 SHA-256, written only after the broker acknowledged it.
 
-The limit, stated plainly: the store is per API instance (one SQLite file in
-its data directory, shared only by instances on that directory). A retry
-that lands on another instance is published again, and is then dropped
-downstream, where every reader deduplicates by event id (docs/architecture.md,
-Guarantees). Ids are remembered for ``api_idempotency_days``.
+The store is one SQLite file in the data directory, shared by the API instances on
+that directory (behind one address): each looks up what the others appended too,
+so a retry that lands on another instance answers as the first. The limits, stated
+plainly: an instance writes what it accepted behind its answers (within ~50 ms), so
+a retry on another instance inside that window is published again; and instances
+on different data directories share nothing. Such a copy is dropped downstream,
+where every reader deduplicates by event id (docs/architecture.md, Guarantees).
+Ids are remembered for ``api_idempotency_days``.
 
 With each id the store keeps where the broker wrote the event (partition and
 offset), so a retry answers the first write's consistency token: reading
@@ -119,6 +122,8 @@ class AcceptedStore:
         self._write_lock = threading.Lock()  # one transaction at a time on the writer
         self.log = logs.get().bind(component="idempotency")
         self._pruned = 0.0
+        self._caught_up = 0
+        """The last row number indexed by a catch-up or at load (``_catch_up``)."""
         self._prune()
         self._load()
         self._thread = threading.Thread(target=self._write_behind, name="idempotency-writer",
@@ -133,6 +138,7 @@ class AcceptedStore:
         found: dict[str, Accepted] = {}
         wanted: set[str] = set()
         rows: list[int] = []
+        self._catch_up()
         with self._changed:
             for event_id in event_ids:
                 accepted = self._unwritten.get(event_id)
@@ -224,9 +230,30 @@ class AcceptedStore:
         with self._changed:
             for rowid, event_id in rows:
                 self._index(hash(event_id), rowid)
+            self._caught_up = max((rowid for rowid, _ in rows), default=0)
+
+    def _catch_up(self) -> None:
+        """Index the rows appended since the last look, by this instance or another one
+        on the same file: the rows are numbered in order, so only the new ones are read
+        (none, mostly: one short range read of the table's end)."""
+        try:
+            with self._read_lock:
+                rows = self._reader.execute(
+                    "SELECT rowid, event_id FROM accepted_log WHERE rowid > ?",
+                    (self._caught_up,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"idempotency store unreadable: {exc}") from exc
+        if rows:
+            with self._changed:
+                for rowid, event_id in rows:
+                    self._index(hash(event_id), rowid)
+                self._caught_up = max(self._caught_up, rows[-1][0])
 
     def _index(self, key: int, rowid: int) -> None:
+        """Note ``rowid`` under ``key`` (again is a no-op: a catch-up re-reads own rows)."""
         at = self._rows.get(key)
+        if at == rowid or (isinstance(at, tuple) and rowid in at):
+            return
         if at is None:
             self._rows[key] = rowid
         else:  # another id with the same hash: keep both, lookup tells them apart

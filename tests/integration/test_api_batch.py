@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -140,3 +141,25 @@ def test_the_idempotency_store_survives_a_restart(
             assert api.post("/v1/events", json=event).status_code == 202
             assert_problem(api.post("/v1/events", json={**event, "name": "Autre"}), 409)
     assert len(read_topic(topics, catalog.ENROLMENTS)) == 1
+
+
+def test_two_instances_on_one_store_answer_a_retry_alike_and_publish_once(
+        topics: Settings, readmodel: ReadModel, tmp_path: Path) -> None:
+    """Two API processes behind one address share the data directory's idempotency store:
+    a retry that lands on the other instance gets the first answer (its consistency token
+    included), another body under the id a 409, and the event is published once."""
+    events = [with_id(enrolment()) for _ in range(10)]
+    store = tmp_path / "shared-accepted.sqlite"
+    with running(topics, readmodel, tmp_path, store_path=store) as first, \
+            running(topics, readmodel, tmp_path, store_path=store) as second:
+        for index, event in enumerate(events):
+            took, other = (first, second) if index % 2 else (second, first)
+            answer = took.post("/v1/events", json=event)
+            assert answer.status_code == 202
+            # A partner retries when it got no answer: later than the ~50 ms the first
+            # instance takes to write what it accepted (connectors/api/idempotency.py).
+            time.sleep(0.3)
+            retry = other.post("/v1/events", json=event)
+            assert (retry.status_code, retry.json()) == (202, answer.json())
+            assert_problem(other.post("/v1/events", json={**event, "name": "Autre"}), 409)
+    assert len(read_topic(topics, catalog.ENROLMENTS)) == len(events)
