@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     figures. False asks for a delegation's or an admin key (a proxy in front adds it)."""
     api_idempotency_days: float = Field(default=7.0, gt=0)
     """How long the API remembers an accepted event id (a retry after that is published again)."""
+    api_rate_per_s: float = Field(default=50.0, ge=0)
+    """Requests a second each API key may make, steadily: a token bucket per key and per API
+    process, so N API processes allow N times this (connectors/api/ratelimit.py). Over it,
+    a 429 with Retry-After. 0: no limit. Never limited: the probes, /metrics, /kpi, the
+    documents and the dev key."""
+    api_rate_burst: int = Field(default=100, ge=1)
+    """Requests a key may make at once above its steady rate (the size of its bucket)."""
 
     parked_ttl_hours: float = Field(default=14 * 24.0, gt=0)
     """How long a training or offer event waits for its business's enrolment before

@@ -2,7 +2,10 @@
 
 Its own module so that every module of routes (app.py, leads.py, webhooks.py,
 feed.py) depends on it without depending on each other; ``for_reseller`` is
-their one check of a reseller's route.
+their one check of a reseller's route. Authenticating also takes the key's
+token from its rate-limit bucket (``connectors/api/ratelimit.py``): a key over
+its limit gets a 429 before its route reads anything, and the request is still
+counted under its route's template (``observe.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.api import problems
+from connectors.api import problems, ratelimit
 from connectors.api.auth import Caller, KeyRing
 from connectors.api.problems import ProblemError
+from connectors.api.ratelimit import Limiter
 from schemas.models import ResellerId
 
 _RESELLER: TypeAdapter[str] = TypeAdapter(ResellerId)
@@ -26,7 +30,8 @@ _BEARER = HTTPBearer(auto_error=False, description="A partner API key: "
 
 async def authenticate(request: Request, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> Caller:
-    """The caller of a request, from its bearer token; a 401 problem without a valid one."""
+    """The caller of a request, from its bearer token; a 401 problem without a valid one,
+    a 429 when the key is over its rate limit."""
     if credentials is None:
         raise ProblemError(problems.unauthorized("send an API key: Authorization: Bearer <token>"))
     keyring: KeyRing = request.app.state.keyring
@@ -34,6 +39,11 @@ async def authenticate(request: Request, credentials: Annotated[
     if found is None:
         raise ProblemError(problems.unauthorized("the API key is not valid"))
     request.state.key_id = found.key_id  # Observe logs who called
+    if found.rate_limited and ratelimit.limited(request.url.path):
+        limiter: Limiter = request.app.state.limiter
+        wait = limiter.check(found.key_id)
+        if wait > 0:  # Observe logs the 429 with the key id, as every request
+            raise ProblemError(ratelimit.refusal(found.key_id, wait, limiter.limit))
     return found
 
 

@@ -45,9 +45,11 @@ def body(status: int, slug: str, title: str, detail: str, **extra: Any) -> dict[
 
 
 def respond(document: Mapping[str, Any]) -> ProblemResponse:
-    """The response of a problem document (503s say when to retry)."""
+    """The response of a problem document (503s and 429s say when to retry)."""
     status = int(document["status"])
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+    if status == 429:
+        headers["Retry-After"] = str(document.get("retry_after", RETRY_AFTER_S))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return ProblemResponse(dict(document), status_code=status, headers=headers)
@@ -151,6 +153,12 @@ def not_found(detail: str) -> dict[str, Any]:
 def conflict(detail: str) -> dict[str, Any]:
     """409: an event id already accepted with another body."""
     return body(409, "conflict", "Conflict", detail)
+
+
+def rate_limited(detail: str, retry_after_s: int) -> dict[str, Any]:
+    """429: the key is over its rate limit; ``retry_after`` (seconds) is also the response's
+    ``Retry-After`` header (connectors/api/ratelimit.py)."""
+    return body(429, "rate-limited", "Too many requests", detail, retry_after=retry_after_s)
 
 
 def install(app: FastAPI) -> None:

@@ -24,7 +24,7 @@ from tests.integration.test_api import (
     read_topic,
     running,
 )
-from tests.integration.test_readmodel import lead_datum, produce, wait_for
+from tests.integration.test_readmodel import lead_datum, passport_datum, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -185,3 +185,79 @@ def test_the_api_refuses_to_start_without_keys(topics: Settings, tmp_path: Path)
                              capture_output=True, text=True, timeout=30, check=False)
     assert missing.returncode == 2
     assert "no.json" in missing.stderr
+
+
+OTHER_SIREN = "552100554"  # a business of the Val-d'Oise (95)
+
+
+def _bind(api: Api, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Add a delegation key bound to the Yvelines (78) and a trainer key bound to Google to
+    the running API's keys file; their tokens (the ring reloads at the next request)."""
+    monkeypatch.setattr("connectors.api.auth.RELOAD_EVERY_S", 0.0)
+    keys_file = next(tmp_path.glob("keys-*.json"))
+    tokens: dict[str, str] = {}
+    tokens["yvelines"], delegation = keys.mint("cefac-78b", "delegation", departements=["78"])
+    tokens["google"], trainer = keys.mint("google-b", "trainer", trainer_org="Google")
+    keys.save(keys_file, [*keys.load(keys_file), delegation, trainer])
+    return tokens
+
+
+def test_a_delegation_key_reads_and_writes_its_departements_businesses_only(
+        topics: Settings, readmodel: ReadModel, api: Api, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    produce(topics, catalog.PASSPORTS, "PassportSnapshot", "siren",
+            [passport_datum(SIREN), passport_datum(OTHER_SIREN, departement="95")])
+    wait_for(lambda: readmodel.passport(OTHER_SIREN), 10, "the passports in the read model")
+    tokens = _bind(api, monkeypatch, tmp_path)
+    key = tokens["yvelines"]
+    # Reads: its own département's business and listing; the other's is as if unknown.
+    assert api.get(f"/v1/passports/{SIREN}", key=key).status_code == 200
+    theirs = assert_problem(api.get(f"/v1/passports/{OTHER_SIREN}", key=key), 404)
+    unknown = assert_problem(api.get("/v1/passports/542065479", key=key), 404)
+    assert theirs["detail"] == unknown["detail"].replace("542065479", OTHER_SIREN)
+    listed = api.get("/v1/delegations/78/passports", key=key).json()
+    assert [p["siren"] for p in listed["passports"]] == [SIREN]
+    assert_problem(api.get("/v1/delegations/95/passports", key=key), 403)
+    # The unbound delegation key of before and the admin key still see both.
+    for unrestricted in ("delegation", "admin"):
+        assert api.get(f"/v1/passports/{OTHER_SIREN}", key=unrestricted).status_code == 200
+    # Writes: an enrolment elsewhere, the move of another's business, and events about it.
+    assert_problem(api.post("/v1/events", json=enrolment(siren="542065479",
+                                                         departement="95"), key=key), 403)
+    assert_problem(api.post("/v1/events", json=enrolment(siren=OTHER_SIREN), key=key), 403)
+    offer = {"type": "offer_requested", "occurred_at": _now(), "source": "cefac-78",
+             "siren": OTHER_SIREN, "category": "e-commerce"}
+    assert_problem(api.post("/v1/events", json=offer, key=key), 403)
+    batch = api.post("/v1/events:batch", key=key,
+                     json={"events": [enrolment(), {**offer, "siren": SIREN},
+                                      {**offer, "siren": OTHER_SIREN}]})
+    assert batch.status_code == 202, batch.text
+    assert [r["status"] for r in batch.json()["results"]] == [202, 202, 403]
+    # Only its own business's events reached the topics.
+    assert [r.datum["siren"] for r in read_topic(topics, catalog.ENROLMENTS)] == [SIREN]
+    assert [r.datum["siren"] for r in read_topic(topics, catalog.OFFER_REQUESTS)] == [SIREN]
+
+
+def test_a_trainer_key_reports_for_its_own_organisation_only(
+        topics: Settings, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _bind(api, monkeypatch, tmp_path)["google"]
+    assert api.post("/v1/events", json={**module(), "trainer_org": "Google"},
+                    key=key).status_code == 202
+    body = assert_problem(api.post("/v1/events", json={**module(), "trainer_org": "Orange"},
+                                   key=key), 403)
+    assert "Google" in body["detail"]
+    assert [r.datum["trainer_org"] for r in read_topic(topics, catalog.TRAINING)] == ["Google"]
+
+
+def test_a_key_over_its_rate_limit_gets_429_over_real_http(
+        topics: Settings, readmodel: ReadModel, tmp_path: Path) -> None:
+    slow = topics.model_copy(update={"api_rate_per_s": 0.01, "api_rate_burst": 2})
+    with running(slow, readmodel, tmp_path) as api:
+        answers = [api.get("/v1/stats", key="delegation") for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        body = assert_problem(answers[2], 429)
+        assert answers[2].headers["retry-after"] == str(body["retry_after"])
+        assert 1 <= int(answers[2].headers["retry-after"]) <= 100  # a token every 100 s
+        assert api.get("/v1/stats", key="admin").status_code == 200  # its own bucket
+        for path in ("/livez", "/metrics"):  # never limited, even with the exhausted key
+            assert [api.get(path, key="delegation").status_code for _ in range(3)] == [200] * 3
