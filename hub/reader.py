@@ -1,9 +1,12 @@
 """Reading whole topics without a group: every partition, from the beginning, then following.
 
 For tables every instance must hold entirely (the reseller table in each router)
-and for the read model. Records that do not decode are logged and skipped: a
-reader of the hub's own outputs has no partner to send them back to, and the
-writer already validated them.
+and for the read model. A record that does not decode is never handed on as data:
+a reader given ``on_undecodable`` passes it there (as the ``Inbound`` shape the
+processor loop dead-letters: record ``""``, the raw value under ``"__raw__"``), so
+the table and the read model send it to the dead letters with its cause
+(docs/architecture.md, "Bad input never blocks a partition"); the others (tests,
+tools, the demo's CRMs) log and skip it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from hub.processor import Inbound
 from schemas.codec import Codec
 from schemas.errors import ContractError
 
+#: Where an undecodable record goes: the record (raw value in its datum) and why.
+Undecodable = Callable[[Inbound, ContractError], None]
+
 
 class TopicReader:
     """Follows a set of catalog topics in full."""
 
     def __init__(self, settings: Settings, topics: Sequence[str], *,
-                 codec: Codec | None = None) -> None:
+                 codec: Codec | None = None, on_undecodable: Undecodable | None = None) -> None:
         self.settings = settings
         self.codec = codec or Codec.default()
+        self._on_undecodable = on_undecodable
         self._base = {settings.topic(name): name for name in topics}
         self._consumer: KafkaConsumer | None = None
         self.log = logs.get().bind(reader=",".join(topics))
@@ -62,7 +69,11 @@ class TopicReader:
                     decoded = self.codec.decode(rec.value)
                 except ContractError as exc:
                     self.log.warning("reader.undecodable", topic=tp.topic, partition=tp.partition,
-                                     offset=rec.offset, error=str(exc))
+                                     offset=rec.offset, error=type(exc).__name__)
+                    if self._on_undecodable is not None:
+                        self._on_undecodable(
+                            Inbound(self._base[tp.topic], tp.partition, rec.offset, rec.key, "",
+                                    {"__raw__": rec.value or b""}, rec.timestamp), exc)
                     continue
                 out.append(Inbound(self._base[tp.topic], tp.partition, rec.offset, rec.key,
                                    decoded.record, decoded.datum, rec.timestamp))

@@ -166,6 +166,9 @@ def connect(path: Path, *, durable: bool, schema: str = "",
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
         conn.execute("PRAGMA journal_mode=WAL")
+        # Deleted rows are overwritten, not left in free pages: an erased business's contact
+        # must not stay readable in the file (Debian's SQLite does it by default; not all do).
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
         if schema:
             conn.executescript(schema)

@@ -52,14 +52,15 @@ def main() -> int:
     publisher = Publisher(settings)
     # One read model file per API port: two API processes on one data directory must not
     # share it. The idempotency store is shared by them (SQLite serialises the writers).
-    readmodel = ReadModel(settings, store_path(settings, "api-readmodel", str(settings.api_port)))
+    registry = CollectorRegistry()  # the API's, and the read model's dead letters
+    readmodel = ReadModel(settings, store_path(settings, "api-readmodel", str(settings.api_port)),
+                          registry=registry)
     store: AcceptedStore | None = None
     try:
         store = AcceptedStore(settings.data_dir / "api-accepted.sqlite",
                               retention_s=settings.api_idempotency_days * 86400)
         readmodel.start()
         readside = ModelReadSide(readmodel)
-        registry = CollectorRegistry()
         registry.register(ProgrammeCollector(readside.stats, ready=lambda: readside.caught_up))
         app = create_app(settings, publisher=publisher, readside=readside,
                          keyring=keyring, store=store, registry=registry)

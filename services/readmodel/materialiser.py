@@ -4,23 +4,34 @@ The topics are the truth and the file a cache of them: every start deletes the
 file and rebuilds it by reading its topics from the beginning (the whole
 topics, every partition, no consumer group). The lead-event feed's positions
 come from the leads topic's offsets, so they too are the same after a rebuild.
+
+Poison never stops it (docs/architecture.md, "Bad input never blocks a
+partition"): a record that does not decode (stage ``decode``), one of a record
+type its topic does not carry (``validate``), and one the store cannot apply
+(``apply``: store.py, checks.py) go to ``pn.dlq.v1`` with their cause
+(letters.py), and the records after them are applied. The thread reads on past
+a batch only once the broker acknowledged its dead letters.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hub import logs
 from hub.config import Settings
-from hub.errors import BrokerUnavailable, StoreError
-from hub.processor import Inbound
+from hub.errors import BrokerUnavailable, HubError, StoreError
+from hub.processor import Inbound, Rejected
 from hub.reader import TopicReader
 from schemas import catalog
-from services.readmodel import store
+from schemas.errors import ContractError
+from services.readmodel import letters, store
 from services.readmodel.consistency import Token
 from services.readmodel.queries import Queries
 
@@ -33,13 +44,25 @@ class _StopRequestedError(Exception):
     """Raised inside a catch-up batch to abandon it when stop() was called."""
 
 
+class UnexpectedRecordError(HubError):
+    """A record of a type its topic does not carry (schemas/catalog.py): dead-lettered."""
+
+
+#: The record types each topic carries; any other on it is poison.
+_CARRIED = {name: frozenset(catalog.topic(name).records) for name in TOPICS}
+
+
 class ReadModel:
     """Materialises ``TOPICS`` into a SQLite file and serves read-only queries."""
 
-    def __init__(self, settings: Settings, path: Path, *, poll_timeout_ms: int = 500) -> None:
+    def __init__(self, settings: Settings, path: Path, *, poll_timeout_ms: int = 500,
+                 registry: CollectorRegistry | None = None) -> None:
+        """``registry``: where ``passport_hub_dead_letters_total{component="readmodel"}``
+        is counted (the API process's /metrics), if anywhere."""
         self.settings = settings
         self.path = path
         self._poll_timeout_ms = poll_timeout_ms
+        self._counter = None if registry is None else letters.dead_letters_counter(registry)
         self._queries = Queries(path)
         self._stop = threading.Event()
         self._caught_up = threading.Event()
@@ -49,6 +72,8 @@ class ReadModel:
         self._batches = 0
         self._reader: TopicReader | None = None
         self._writer: store.Writer | None = None
+        self._letters: letters.DeadLetters | None = None
+        self._undecodable: list[Rejected] = []
         self.records_read = 0
         """State records read from the topics since start (duplicates included)."""
         self.log = logs.get().bind(component="readmodel")
@@ -64,16 +89,21 @@ class ReadModel:
             raise RuntimeError("read model already started")
         store.remove(self.path)
         self._writer = store.Writer(self.path)
-        reader = TopicReader(self.settings, TOPICS)
+        self._letters = letters.DeadLetters(self.settings, letters.ledger_path(self.path),
+                                            stop=self._stop, counter=self._counter)
+        self._undecodable = []
+        reader = TopicReader(self.settings, TOPICS, on_undecodable=self._set_aside)
         try:
             reader.start(timeout_s=timeout_s)
         except BaseException:
             self._writer.close()
+            self._letters.close()
             raise
         self._reader = reader
         self._stop.clear()
         self.records_read = 0
-        self._thread = threading.Thread(target=self._run, args=(reader, self._writer),
+        self._thread = threading.Thread(target=self._run,
+                                        args=(reader, self._writer, self._letters),
                                         name="readmodel", daemon=True)
         self._thread.start()
         self.log.info("readmodel.started", path=str(self.path))
@@ -99,6 +129,9 @@ class ReadModel:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._letters is not None:
+            self._letters.close()
+            self._letters = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -173,27 +206,37 @@ class ReadModel:
 
     # -- the thread ------------------------------------------------------------------------
 
-    def _run(self, reader: TopicReader, writer: store.Writer) -> None:
+    @property
+    def dead_letters(self) -> int:
+        """Dead letters the broker acknowledged since start (tests, status)."""
+        return 0 if self._letters is None else self._letters.sent
+
+    def _run(self, reader: TopicReader, writer: store.Writer,
+             dead: letters.DeadLetters) -> None:
         try:
-            self._catch_up(reader, writer)
+            self._catch_up(reader, writer, dead)
             while not self._stop.is_set():
                 batch = reader.poll(timeout_ms=self._poll_timeout_ms)
-                if batch:
-                    self._apply(writer, batch)
-        except _StopRequestedError:
+                if batch or self._undecodable:
+                    self._apply(writer, dead, batch)
+        except (_StopRequestedError, letters.StopRequestedError):
             pass
-        except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
-            # The topics hold records the hub wrote itself; failing to store one is a bug
-            # to see at once (readyz stays or turns red), not to retry forever.
+        except (StoreError, OSError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            # A record that cannot be applied is dead-lettered (store.py): what reaches here
+            # is the file's or the ledger's failure (disk full, I/O), or a bug, to see at
+            # once (readyz stays or turns red), not to retry forever.
             self._caught_up.clear()
             self.log.error("readmodel.failed", error=repr(exc))
 
-    def _catch_up(self, reader: TopicReader, writer: store.Writer) -> None:
+    def _catch_up(self, reader: TopicReader, writer: store.Writer,
+                  dead: letters.DeadLetters) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
             try:
-                reader.catch_up(lambda batch: self._apply(writer, batch, checked=True),
+                reader.catch_up(lambda batch: self._apply(writer, dead, batch, checked=True),
                                 timeout_s=5.0)
+                if self._undecodable:  # the last batch read held nothing but poison
+                    self._apply(writer, dead, [])
             except BrokerUnavailable as exc:
                 # Progress is kept (the consumer's positions); try again from there.
                 self.log.warning("readmodel.catch_up_slow", error=str(exc))
@@ -203,11 +246,29 @@ class ReadModel:
                           seconds=round(time.monotonic() - started, 3))
             return
 
-    def _apply(self, writer: store.Writer, batch: Sequence[Inbound], *,
-               checked: bool = False) -> None:
+    def _set_aside(self, inbound: Inbound, error: ContractError) -> None:
+        """The reader's undecodable records: dead-lettered with the batch they came in."""
+        self._undecodable.append(Rejected(inbound, error, "decode"))
+
+    def _apply(self, writer: store.Writer, dead: letters.DeadLetters,
+               batch: Sequence[Inbound], *, checked: bool = False) -> None:
         if checked and self._stop.is_set():
             raise _StopRequestedError
-        writer.apply(batch)
+        good: list[Inbound] = []
+        rejected, self._undecodable = self._undecodable, []
+        for inbound in batch:
+            if inbound.record in _CARRIED[inbound.topic]:
+                good.append(inbound)
+            else:
+                rejected.append(Rejected(inbound, UnexpectedRecordError(
+                    f"{inbound.topic} carries {', '.join(sorted(_CARRIED[inbound.topic]))} "
+                    f"records, not {inbound.record}"), "validate"))
+        writer.apply(good)
+        rejected.extend(writer.take_rejected())
+        if rejected:
+            # Read on only once they are acknowledged: what is not, the next start sends.
+            rejected.sort(key=lambda r: (r.inbound.topic, r.inbound.partition, r.inbound.offset))
+            dead.send(rejected)
         self.records_read += len(batch)
         with self._changed:
             self._batches += 1

@@ -3,11 +3,25 @@
 One writer (the materialiser thread) and any number of readers, each on its own
 connection: WAL lets readers see the last committed batch while the writer
 applies the next one.
+
+A record the writer cannot apply (an impossible value: ``checks.py``; or one that
+breaks a view or a constraint) is set aside with its cause in ``rejected``, and
+the rest of the batch is applied without it: the materialiser dead-letters it
+(docs/architecture.md, "Bad input never blocks a partition").
+
+Erasure (docs/architecture.md, "Personal data is handled as such"): once a
+business is erased (its erased passport, or the withdrawal of a lead "erased"),
+no row here keeps its contact e-mail — its leads' views and its feed events are
+rewritten without it, and a later row about it is written without it, whichever
+of the two topics a rebuild reads first. SQLite zeroes the space the old rows
+leave (``secure_delete``), and the write-ahead log that still holds their old
+pages is checkpointed and truncated after the batch.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +30,10 @@ from typing import Any
 
 import orjson
 
-from hub.contract import Inbound
+from hub.contract import Inbound, Rejected
 from hub.store import connect
 from schemas.webhooks import lead_events, without_contact
-from services.readmodel import aggregates, feed, views
+from services.readmodel import aggregates, checks, feed, views
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS passports (
@@ -41,9 +55,10 @@ CREATE TABLE IF NOT EXISTS counters (
 ) WITHOUT ROWID;
 -- One row per lead: its latest version (views.lead). reseller_id is the holder now;
 -- legacy marks a v1 record (no versions: the later record wins); duplicate_of names
--- the open lead a duplicate request resolves to.
+-- the open lead a duplicate request resolves to; siren finds a business's leads when
+-- it is erased.
 CREATE TABLE IF NOT EXISTS leads (
-    lead_id TEXT PRIMARY KEY, reseller_id TEXT, status TEXT NOT NULL,
+    lead_id TEXT PRIMARY KEY, reseller_id TEXT, siren TEXT NOT NULL, status TEXT NOT NULL,
     json TEXT NOT NULL, assigned_at INTEGER NOT NULL, version INTEGER NOT NULL,
     updated_at INTEGER NOT NULL, legacy INTEGER NOT NULL, duplicate_of TEXT,
     contrib TEXT NOT NULL,
@@ -52,6 +67,7 @@ CREATE TABLE IF NOT EXISTS leads (
 );
 CREATE INDEX IF NOT EXISTS leads_reseller ON leads (reseller_id, assigned_at);
 CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
+CREATE INDEX IF NOT EXISTS leads_siren ON leads (siren);
 -- Event ids already applied: a re-emitted event (same id, docs/architecture.md "Effectively
 -- once") arriving after a newer record of its key must not bring the old state back.
 CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -63,6 +79,9 @@ CREATE TABLE IF NOT EXISTS watermarks (
 -- The lead-event feed (feed.py): seq comes from the pn.leads.v1 offset, so it is the
 -- same after any rebuild; body is the event's JSON (schemas.webhooks.LeadEvent.body);
 -- siren finds a business's events when it is erased.
+-- Businesses erased, as the leads topic told it (an erasure withdrawal), so that leads read
+-- before their erased passport lose their contact e-mail too.
+CREATE TABLE IF NOT EXISTS erasures (siren TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feed (
     seq INTEGER PRIMARY KEY, reseller_id TEXT NOT NULL, message_id TEXT NOT NULL UNIQUE,
     lead_id TEXT, siren TEXT NOT NULL, body TEXT NOT NULL
@@ -108,6 +127,13 @@ RECORDS = frozenset({PASSPORT_RECORD, LEAD_RECORD, ENDPOINT_RECORD, DELIVERY_REC
 #: the topic keeps the rest for as long as its retention says.
 MAX_DELIVERIES = 1000
 
+#: What a record that cannot be applied raises: its own fault (an impossible value, a
+#: missing field, a constraint it breaks), not the store's. An ``OperationalError`` (disk
+#: full, I/O) is the store's, and stops the model instead (materialiser.py).
+RECORD_ERRORS: tuple[type[Exception], ...] = (
+    checks.ImpossibleValueError, ValueError, KeyError, TypeError, AttributeError,
+    IndexError, ArithmeticError, sqlite3.IntegrityError)
+
 
 def remove(path: Path) -> None:
     """Delete a read model file and its WAL companions (the model is rebuilt from topics)."""
@@ -126,8 +152,9 @@ def _offsets(datum: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _erasure(datum: Mapping[str, Any]) -> bool:
-    """Whether a lead change is the withdrawal an erasure of the business caused."""
-    return datum.get("change") == "withdrawn" and datum.get("reason") == "erased"
+    """Whether a lead change is one an erasure of the business caused: the withdrawal of an
+    open lead, or the ``erased`` change of a closed one (services/routing/router.py)."""
+    return datum.get("change") in ("withdrawn", "erased") and datum.get("reason") == "erased"
 
 
 @dataclass
@@ -140,6 +167,13 @@ class _Moves:
     logged: set[str] = field(default_factory=set)
     """Resellers whose delivery log grew (trimmed to ``MAX_DELIVERIES``)."""
 
+    def merge(self, other: _Moves) -> None:
+        """Add the moves of one record applied on its own (``Writer._isolated``)."""
+        self.counters.update(other.counters)
+        for where, offset in other.marks.items():
+            self.marks[where] = max(offset, self.marks.get(where, offset))
+        self.logged |= other.logged
+
 
 class Writer:
     """The read model's single writer connection."""
@@ -150,6 +184,10 @@ class Writer:
         # A withdrawn lead's row is rewritten without its contact e-mail: have SQLite zero
         # the space the old row leaves instead of keeping its bytes in free space.
         self._conn.execute("PRAGMA secure_delete = ON")
+        self.rejected: list[Rejected] = []
+        """Records set aside as unappliable, not dead-lettered yet (``take_rejected``)."""
+        self._scrubbed = False
+        """An erasure rewrote rows since the write-ahead log was last truncated."""
 
     def apply(self, batch: Iterable[Inbound]) -> int:
         """Apply decoded records in order, in one transaction; return how many changed anything.
@@ -162,14 +200,35 @@ class Writer:
         passports and figures, or a lead and its events, that disagree. The
         records' offsets matter: a lead change's events take their feed
         position from its offset (feed.py).
+
+        A record that raises one of ``RECORD_ERRORS`` is set aside in ``rejected``:
+        the batch is then applied again one record at a time, each in a savepoint,
+        so the others go in as if it had never been there (the fast path, one
+        statement stream for the whole batch, stays as it was for good batches).
         """
+        records = [inbound for inbound in batch if inbound.record in RECORDS]
+        try:
+            changed = self._transaction(records, isolate=False)
+        except RECORD_ERRORS:
+            changed = self._transaction(records, isolate=True)
+        self._truncate_log()
+        return changed
+
+    def take_rejected(self) -> list[Rejected]:
+        """The records set aside since the last call, in the order they were read."""
+        rejected, self.rejected = self.rejected, []
+        return rejected
+
+    def _transaction(self, records: list[Inbound], *, isolate: bool) -> int:
         changed = 0
         moves = _Moves()
         conn = self._conn
+        scrubbed = self._scrubbed
         conn.execute("BEGIN")
         try:
-            for inbound in batch:
-                if inbound.record in RECORDS and self._one(inbound, moves):
+            for inbound in records:
+                if (self._isolated(inbound, moves) if isolate
+                        else self._one(inbound, moves)):
                     changed += 1
             self._count(moves.counters)
             self._mark(moves.marks)
@@ -177,12 +236,29 @@ class Writer:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._scrubbed = scrubbed
             raise
+        return changed
+
+    def _isolated(self, inbound: Inbound, moves: _Moves) -> bool:
+        """Apply one record inside a savepoint; set it aside if it raises a record error."""
+        own = _Moves()
+        self._conn.execute("SAVEPOINT record")
+        try:
+            changed = self._one(inbound, own)
+        except RECORD_ERRORS as exc:
+            self._conn.execute("ROLLBACK TO record")
+            self._conn.execute("RELEASE record")
+            self.rejected.append(Rejected(inbound, exc, "apply"))
+            return False
+        self._conn.execute("RELEASE record")
+        moves.merge(own)
         return changed
 
     def _one(self, inbound: Inbound, moves: _Moves) -> bool:
         """Apply one record the model serves; whether it changed anything."""
         record, datum = inbound.record, inbound.datum
+        checks.check(record, datum)
         if record == PASSPORT_RECORD:
             # Any snapshot read shows how far its service got, a repeat included.
             for where, offset in _offsets(datum).items():
@@ -262,19 +338,23 @@ class Writer:
                 return None
             previous, old = json.loads(text), aggregates.loads(contrib)
         view = views.lead(datum, previous)
+        if view["contact_email"] is not None and self._erased(str(view["siren"])):
+            view["contact_email"] = None  # the business was erased: its e-mail never comes back
         contribution = aggregates.lead_contributions(view)
         # A reassignment replaces the row: the lead leaves the previous reseller's list.
         self._conn.execute(
-            "INSERT INTO leads (lead_id, reseller_id, status, json, assigned_at, version, "
+            "INSERT INTO leads (lead_id, reseller_id, siren, status, json, assigned_at, version, "
             "updated_at, legacy, duplicate_of, contrib, offsets) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (lead_id) DO UPDATE SET reseller_id = excluded.reseller_id, "
+            "siren = excluded.siren, "
             "status = excluded.status, json = excluded.json, "
             "assigned_at = excluded.assigned_at, version = excluded.version, "
             "updated_at = excluded.updated_at, legacy = excluded.legacy, "
             "duplicate_of = excluded.duplicate_of, contrib = excluded.contrib, "
             "offsets = excluded.offsets",
-            (view["lead_id"], view["reseller_id"], view["status"], _dumps(view),
+            (view["lead_id"], view["reseller_id"], str(view["siren"]), view["status"],
+             _dumps(view),
              views.millis(datum.get("assigned_at") or datum["occurred_at"]), version, at,
              int(legacy), view["duplicate_of"], aggregates.dumps(contribution),
              _dumps(_offsets(datum))))
@@ -339,12 +419,18 @@ class Writer:
             self._scrub(siren)
 
     def _erased(self, siren: str) -> bool:
-        row = self._conn.execute("SELECT json_extract(json, '$.erased') FROM passports "
-                                 "WHERE siren = ?", (siren,)).fetchone()
-        return bool(row and row[0])
+        """Whether the business is erased: its passport says so, or routing withdrew one of
+        its leads for it (``erasures``: a rebuild may read that first)."""
+        row = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM passports WHERE siren = ? "
+            "AND json_extract(json, '$.erased')) "
+            "OR EXISTS (SELECT 1 FROM erasures WHERE siren = ?)", (siren, siren)).fetchone()
+        return bool(row[0])
 
     def _scrub(self, siren: str) -> None:
-        """Rewrite every feed event about a business without its contact e-mail (erasure)."""
+        """Rewrite every lead view and feed event of a business without its contact e-mail
+        (erasure), and remember the business as erased."""
+        self._conn.execute("INSERT OR IGNORE INTO erasures (siren) VALUES (?)", (siren,))
         rows = self._conn.execute("SELECT seq, body FROM feed WHERE siren = ?",
                                   (siren,)).fetchall()
         scrubbed = []
@@ -354,6 +440,22 @@ class Writer:
             if data != body["data"]:
                 scrubbed.append((_dumps({**body, "data": data}), seq))
         self._conn.executemany("UPDATE feed SET body = ? WHERE seq = ?", scrubbed)
+        leads = self._conn.execute(
+            "SELECT lead_id, json FROM leads WHERE siren = ? "
+            "AND json_extract(json, '$.contact_email') IS NOT NULL", (siren,)).fetchall()
+        self._conn.executemany("UPDATE leads SET json = ? WHERE lead_id = ?",
+                               [(_dumps({**json.loads(text), "contact_email": None}), lead_id)
+                                for lead_id, text in leads])
+        self._scrubbed = True  # the rows replaced before this call left old pages too
+
+    def _truncate_log(self) -> None:
+        """After an erasure rewrote rows, empty the write-ahead log that holds their old
+        pages (the checkpoint copies the current pages into the file first). Readers in a
+        read transaction hold it up: then it is tried again after the next batch."""
+        if not self._scrubbed:
+            return
+        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._scrubbed = bool(busy)
 
     def _endpoint(self, datum: Mapping[str, Any]) -> bool:
         """Keep a reseller's endpoint at its highest version; whether this record was it."""

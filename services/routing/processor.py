@@ -10,8 +10,8 @@ again from the store when a restore rewrote it (its epoch changed).
 
 As a ``Deferring`` processor the loop calls ``flush`` after every batch and
 whenever it is idle: that is where deadlines fire (``Router.expire``), leads a
-restore left half-moved are placed again, and invalid reseller profiles are
-dead-lettered — only on the instance that owns the lead partition, so a
+restore left half-moved are placed again, and invalid or undecodable reseller
+profiles are dead-lettered — only on the instance that owns the lead partition, so a
 standby fires nothing.
 
 The changes of a batch or a flush are counted (services/routing/metrics.py, which
@@ -136,12 +136,12 @@ class RoutingProcessor:
         table is read from the start at every start, and meets them all again."""
         assert self.table is not None
         out: list[Emit] = []
-        for inbound, exc in self.table.take_rejected():
-            where = f"{inbound.partition}/{inbound.offset}"
+        for rejected in self.table.take_rejected():
+            where = f"{rejected.inbound.partition}/{rejected.inbound.offset}"
             if state.get(PROFILE_LETTERS_NS, where) is None:
                 # Outside the lead partition's rows: a restore, which drops those, keeps it.
                 state.put(PROFILE_LETTERS_NS, where, True, partition=-1)
-                out.append(Rejected(inbound, exc, "validate"))
+                out.append(rejected)
         return out
 
     # -- inputs ------------------------------------------------------------------------------

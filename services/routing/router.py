@@ -16,7 +16,13 @@ docs/routing.md):
   ``max_hops`` assignments, or with nobody eligible, it waits in the national
   queue;
 - a withdrawal of consent (or an erasure) cancels an open lead for good; its
-  contact data goes with it.
+  contact data goes with it. A lead between a loss and its next placement
+  (``UNPLACED``: a restore cut the pair in two) is open too: it is withdrawn,
+  never placed again with the contact. An erasure also reaches a closed lead
+  that still carries a contact (only records of before LeadAssigned v2 do): an
+  ``erased`` change drops it and leaves the rest as it was, so the latest record
+  of every lead of the business, on ``pn.leads.v1`` and in every fold of it (the
+  router's restore, the read model, the delivery store), carries no contact.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from schemas.fields import REJECT_REASONS
 from services.routing import policy, sla
 from services.routing.policy import LeadScope
 from services.routing.registry import Registry
-from services.routing.state import Change, Decision, Lead, RouterState
+from services.routing.state import UNPLACED, Change, Decision, Lead, RouterState
+
+#: The ``LeadWithdrawn`` reason of an erasure (services/passport/rules.py).
+ERASED = "erased"
 
 
 class InvalidAnswerError(HubError):
@@ -118,13 +127,19 @@ class Router:
             contact_email=None if closed else lead.contact_email)))
 
     def withdraw(self, lead_id: str, reason: str, now: int) -> list[Change]:
-        """Cancel an open lead: consent withdrawn or data erased. Nothing for a closed one."""
+        """Cancel an open (or unplaced) lead: consent withdrawn or data erased. Nothing for a
+        closed one, but the ``erased`` change of one an erasure finds with a contact."""
         lead = self.state.leads.get(lead_id)
-        if lead is None or not lead.open:
+        if lead is None:
             return []
-        return self._emit(Change("withdrawn", now, replace(
-            lead, status="withdrawn", holder=lead.holder, version=lead.version + 1,
-            deadline_at=None, contact_email=None), previous=lead.holder, reason=reason))
+        if lead.open or lead.status in UNPLACED:
+            return self._emit(Change("withdrawn", now, replace(
+                lead, status="withdrawn", holder=lead.holder, version=lead.version + 1,
+                deadline_at=None, contact_email=None), previous=lead.holder, reason=reason))
+        if reason == ERASED and lead.contact_email is not None:
+            return self._emit(Change("erased", now, replace(
+                lead, version=lead.version + 1, contact_email=None), reason=reason))
+        return []
 
     def expire(self, now: int) -> list[Change]:
         """Every lead whose holder let its deadline pass: expired, then placed again."""

@@ -22,8 +22,9 @@ OPEN = HELD | {"queued"}
 #: A lead in one of these is between two changes of one cause (a rejection and the
 #: reassignment it leads to): only seen after a restore cut such a pair in two.
 UNPLACED = frozenset({"rejected", "expired"})
+#: ``erased``: a closed lead lost the contact it still carried (services/routing/router.py).
 CHANGES = ("assigned", "reassigned", "accepted", "rejected", "expired", "won", "lost",
-           "withdrawn", "queued", "duplicate")
+           "withdrawn", "queued", "duplicate", "erased")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,11 @@ from the beginning and keeping the last valid profile per reseller id restores
 the table. ``start`` reads up to the end before returning, so no decision ever
 runs on an empty table while profiles exist; ``refresh`` then applies whatever
 arrived since, without waiting, before each poll of the lead requests. A
-profile that fails validation leaves the reseller's previous one in place and
-waits in ``rejected`` until the router dead-letters it (the active instance
-only: services/routing/processor.py).
+profile that fails validation (stage "validate"), and a record that does not
+decode at all (stage "decode": garbage, an unknown schema fingerprint, a
+tombstone), leaves the reseller's previous profile in place and waits in
+``rejected`` until the router dead-letters it (the active instance only, each
+once per store: services/routing/processor.py).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Sequence
 
 from hub import logs
 from hub.config import Settings
-from hub.processor import Inbound
+from hub.processor import Inbound, Rejected
 from hub.reader import TopicReader
 from schemas import catalog
+from schemas.errors import ContractError
 from services.routing.registry import InvalidProfileError, Registry, parse_profile
 
 #: What the table reads: every router instance reads the whole of it.
@@ -29,10 +32,11 @@ class ResellerTable:
     """The latest valid profile of every reseller, as a live ``Registry``."""
 
     def __init__(self, settings: Settings, *, reader: TopicReader | None = None) -> None:
-        self._reader = reader or TopicReader(settings, TOPICS)
+        self._reader = reader or TopicReader(settings, TOPICS,
+                                             on_undecodable=self.undecodable)
         self.registry = Registry()
-        self.rejected: list[tuple[Inbound, InvalidProfileError]] = []
-        """Invalid profiles not dead-lettered yet (``take_rejected``)."""
+        self.rejected: list[Rejected] = []
+        """Invalid profiles and undecodable records not dead-lettered yet (``take_rejected``)."""
         self.log = logs.get().bind(table="resellers")
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -60,11 +64,18 @@ class ResellerTable:
             except InvalidProfileError as exc:
                 self.log.warning("resellers.bad_profile", partition=inbound.partition,
                                  offset=inbound.offset, error=str(exc))
-                self.rejected.append((inbound, exc))
+                self.rejected.append(Rejected(inbound, exc, "validate"))
                 continue
             self.registry.put(profile)
 
-    def take_rejected(self) -> list[tuple[Inbound, InvalidProfileError]]:
+    def undecodable(self, inbound: Inbound, error: ContractError) -> None:
+        """A record of the topic that did not decode (the reader's ``on_undecodable``)."""
+        self.log.warning("resellers.undecodable", partition=inbound.partition,
+                         offset=inbound.offset, error=type(error).__name__)
+        self.rejected.append(Rejected(inbound, error, "decode"))
+
+    def take_rejected(self) -> list[Rejected]:
+        """What to dead-letter, in the order it was read; the list starts afresh."""
         rejected, self.rejected = self.rejected, []
         return rejected
 
