@@ -62,7 +62,10 @@ class EventModel(BaseModel):
                 )
         # Avro holds UTC milliseconds: hold the same instant here, so that a model
         # survives the trip through Kafka unchanged.
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:30+01:00: before the first instant UTC holds
+            raise ValueError("occurred_at is before year 1 in UTC") from None
         return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
 
     def key(self) -> str:

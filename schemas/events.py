@@ -36,6 +36,7 @@ from schemas.fields import (
     NafCode,
     PersonName,
     PhoneNumber,
+    Reason,
     RejectReason,
     ResellerId,
     SessionId,
@@ -157,7 +158,7 @@ class ConsentWithdrawn(_BusinessEvent):
     TOPIC: ClassVar[str] = catalog.ENROLMENTS
 
     type: Literal["consent_withdrawn"] = "consent_withdrawn"
-    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    reason: Reason | None = None
 
 
 class ErasureRequested(_BusinessEvent):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from schemas.fields import safe_cell
 from schemas.models import MODELS_BY_RECORD
 
 # Normalised header spellings per field. Keys are field names of the event models
@@ -77,9 +78,11 @@ class Columns:
     fields: tuple[str | None, ...]
     """Per column, in order: the field, or None for a column that is ignored."""
     unknown: tuple[str, ...]
-    """Headers that name no field."""
+    """Headers that name no field, as the report shows them (``safe_cell``: a header is
+    the sender's text, and the report is a CSV someone opens)."""
     repeated: tuple[str, ...]
-    """Headers naming a field an earlier column already feeds (the first one wins)."""
+    """Headers naming a field an earlier column already feeds (the first one wins), shown
+    the same way."""
 
     def present(self) -> frozenset[str]:
         """The fields some column feeds."""
@@ -101,9 +104,9 @@ def columns(headers: Iterable[str]) -> Columns:
         name = field_of(header)
         if name is None:
             if header.strip():
-                unknown.append(header.strip())
+                unknown.append(safe_cell(header.strip()))
         elif name in seen:
-            repeated.append(header.strip())
+            repeated.append(safe_cell(header.strip()))
             name = None
         else:
             seen.add(name)

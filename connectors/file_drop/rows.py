@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from pydantic import PydanticUserError, ValidationError
 
 from connectors.file_drop.headers import normalise
+from schemas.fields import safe_cell
 from schemas.models import EVENT_ADAPTER, MODELS_BY_RECORD, NOW, EventModel
 
 #: Where a date without an offset was written: the programme is French.
@@ -33,7 +34,12 @@ _TRUE = frozenset({"oui", "o", "1", "true", "vrai", "x", "yes", "y"})
 _FALSE = frozenset({"non", "n", "0", "false", "faux", "no"})
 _FRENCH_DATE = re.compile(
     r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]+(\d{1,2})[:hH](\d{2})(?::(\d{2}))?)?")
-_INTEGER = re.compile(r"[+-]?\d+(?:[.,]0+)?")
+# 18 digits at most: a longer "number" is no count of anything, and int() of thousands of
+# digits raises; the model refuses it as text instead.
+_INTEGER = re.compile(r"[+-]?\d{1,18}(?:[.,]0+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_OUT_OF_RANGE = "a date out of the range the hub holds (before year 1 in UTC)"
+_REASON_LIMIT = 500  # the longest message the models write (the known values listed) fits
 # French type names a spreadsheet may carry instead of the API's tags.
 _TYPE_ALIASES = {
     "inscription": "business_enrolled",
@@ -223,6 +229,12 @@ def from_json(line: int, obj: Any, defaults: Defaults) -> Outcome:
     """A JSON Lines record, an API body, as an event or its errors."""
     if not isinstance(obj, dict):
         return [FieldError(line, "line", "not a JSON object")]
+    # Python's json reads "\ud800" into a lone surrogate, which the API's parser refuses
+    # and pydantic can only report without the key's name: refused here, by name.
+    broken = [FieldError(line, safe_cell(key), "a field name that is not text (a lone "
+                         "surrogate)") for key in obj if _SURROGATE.search(key)]
+    if broken:
+        return broken
     data = dict(obj)
     if "type" not in data and defaults.type is not None:
         data["type"] = defaults.type
@@ -241,6 +253,11 @@ def _validate(line: int, data: dict[str, Any], defaults: Defaults, errors: list[
         errors.extend(error for error in field_errors(line, exc, given)
                       if error.field not in reported)
         return errors
+    except OverflowError:
+        # schemas/envelope.py moves occurred_at to UTC, and an instant before year 1 there
+        # (0001-01-01T00:30+01:00) overflows instead of failing validation: one row's
+        # problem, not a crash of the file (and of every later read of it).
+        return [*errors, FieldError(line, "occurred_at", _OUT_OF_RANGE)]
     return errors or event
 
 
@@ -257,11 +274,15 @@ def field_errors(line: int, exc: ValidationError,
     for error in exc.errors(include_input=False, include_url=False):
         loc = tuple(error["loc"])
         tag = loc[0] if loc and loc[0] in models_by_tag() else None
-        field = ".".join(str(part) for part in (loc[1:] if tag else loc)) or "type"
+        # A JSON key is the sender's text: it goes to the report as a safe cell.
+        field = safe_cell(".".join(str(part) for part in (loc[1:] if tag else loc)) or "type")
         reason = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             reason = f"not a field of {tag or 'these'} events"
+        elif error["type"] == "union_tag_invalid":  # pydantic's message quotes the tag as sent
+            reason = f"unknown event type; known: {', '.join(models_by_tag())}"
         for contact in contacts:
             reason = reason.replace(contact, "…")
-        out.append(FieldError(line, field, reason))
+        # A message may quote the sender's text all the same: a safe cell too.
+        out.append(FieldError(line, field, safe_cell(reason, limit=_REASON_LIMIT)))
     return out

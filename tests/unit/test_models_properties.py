@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import Codec
-from schemas.fields import DELIVERY_MODES, REJECT_REASONS, normalise_phone
+from schemas.fields import DELIVERY_MODES, REJECT_REASONS, check_label, normalise_phone
 from schemas.identifiers import is_valid_siret, luhn_valid
 from schemas.models import MODELS_BY_TYPE, parse_event
 from schemas.reference import CATEGORIES, DEPARTEMENTS, MODULES
@@ -49,17 +49,26 @@ def sirets(siren: str) -> st.SearchStrategy[str]:
 departements = st.sampled_from(sorted(DEPARTEMENTS)).flatmap(
     lambda code: st.sampled_from([code, code.lower()])  # "2a" is accepted for "2A"
 )
-# Words without whitespace or control characters, joined by single spaces: what
-# survives the models' whitespace stripping unchanged.
+# Words without whitespace, control or format characters, joined by single spaces:
+# what survives the models' whitespace stripping unchanged.
 _word = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")),
     min_size=1, max_size=12,
 )
 
 
+def _is_label(text: str) -> bool:
+    """Whether a text is a fit name (schemas/fields.py: a letter, one script a word...)."""
+    try:
+        check_label(text)
+    except ValueError:
+        return False
+    return True
+
+
 def texts(max_size: int) -> st.SearchStrategy[str]:
     return st.lists(_word, min_size=1, max_size=6).map(" ".join).filter(
-        lambda text: len(text) <= max_size
+        lambda text: len(text) <= max_size and _is_label(text)
     )
 
 
