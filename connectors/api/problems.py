@@ -74,8 +74,23 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """pydantic errors as ``[{"field": "a.b", "message": "..."}]``."""
     out: list[dict[str, str]] = []
     for error in errors:
-        out.append({"field": _field(error), "message": _message(str(error.get("msg", "")))})
+        message = (_UNKNOWN_TAG if error.get("type") == "union_tag_invalid"
+                   else _message(str(error.get("msg", ""))))
+        out.append({"field": _printable(_field(error)), "message": message})
     return out
+
+
+#: pydantic's message for an unknown ``type`` quotes the value sent: not ours to echo.
+_UNKNOWN_TAG = "unknown event type (see the OpenAPI document for the event types)"
+#: Longest field name echoed back: an unknown key is the sender's text, of any length.
+_FIELD_ECHO = 64
+
+
+def _printable(name: str) -> str:
+    """A field name as it may go back to the sender and into a log line: printable
+    characters only (others as ``?``), cut to ``_FIELD_ECHO``."""
+    shown = "".join(c if c.isprintable() else "?" for c in name[:_FIELD_ECHO])
+    return shown + ("…" if len(name) > _FIELD_ECHO else "")
 
 
 def _field(error: Mapping[str, Any]) -> str:

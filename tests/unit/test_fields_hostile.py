@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from connectors.api import problems
 from schemas.codec import Codec
 from schemas.fields import (
     BusinessName,
@@ -475,3 +476,18 @@ def test_the_examples_themselves_stay_valid_and_clean() -> None:
     # The mutations start from them: a refused example would make every mutation a refusal.
     for example in EXAMPLES.values():
         assert judge(copy.deepcopy(dict(example)), "")
+
+
+def test_a_refusal_never_echoes_an_unknown_type_nor_a_raw_key() -> None:
+    bad_key = "=HYPERLINK(\x00\u202e" + "x" * 500
+    try:
+        parse_event({**EXAMPLES["offer_requested"], bad_key: 1}, now=NOW)
+    except ValidationError as exc:
+        fields = problems.field_errors(exc.errors(include_input=False))
+    assert all(len(f["field"]) <= 65 and f["field"].isprintable() for f in fields)
+    try:
+        parse_event({**EXAMPLES["offer_requested"], "type": "drop_table_\u202e"}, now=NOW)
+    except ValidationError as exc:
+        fields = problems.field_errors(exc.errors(include_input=False))
+    assert fields[0]["field"] == "type"
+    assert "drop_table" not in fields[0]["message"]
