@@ -89,6 +89,23 @@ def processor_loop(wiring: Wiring, *, settings: Settings, store: Store,
                          idle_poll_ms=wiring.idle_poll_ms)
 
 
+@contextmanager
+def started(wiring: Wiring, *, settings: Settings, store: Store,
+            registry: CollectorRegistry | None = None) -> Iterator[ProcessorLoop]:
+    """A service's loop, started; closed (its outbox relayed) and its wiring's ``close``
+    called at the end of the block, whatever happened in it (tests and tools run a
+    service in their own process this way)."""
+    loop = processor_loop(wiring, settings=settings, store=store,
+                          registry=registry if registry is not None else CollectorRegistry())
+    loop.start()
+    try:
+        yield loop
+    finally:
+        loop.close()
+        if wiring.close is not None:
+            wiring.close()
+
+
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
                   instance: str = "0") -> None:
     """Build a service from settings and run it until a stop signal."""

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -31,7 +30,7 @@ from connectors.crm_webhook.signing import new_secret
 from hub.config import Settings
 from hub.processor import ProcessorLoop, store_path
 from hub.reader import TopicReader
-from hub.service import processor_loop
+from hub.service import started
 from hub.store import Store
 from schemas import catalog
 from schemas.webhooks import millis
@@ -80,16 +79,10 @@ def component(settings: Settings, clock: Clock) -> Iterator[ProcessorLoop]:
     wiring = build(settings)
     assert isinstance(wiring.processor, DeliveryProcessor)
     wiring.processor.clock = clock
-    with Store(store_path(settings, "crm_webhook")) as store:
-        loop = processor_loop(wiring, settings=settings, store=store,
-                              registry=CollectorRegistry())
-        loop.start()
-        try:
-            yield loop
-        finally:
-            loop.close()
-            assert wiring.close is not None
-            wiring.close()
+    assert wiring.close is not None
+    with Store(store_path(settings, "crm_webhook")) as store, \
+            started(wiring, settings=settings, store=store) as loop:
+        yield loop
 
 
 def run_until(loop: ProcessorLoop, watch: Watch, done: Callable[[], bool], *,

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from connectors.crm_webhook.__main__ import build as build_delivery
 from connectors.crm_webhook.processor import DeliveryProcessor
@@ -46,7 +45,7 @@ from hub import kafka
 from hub.config import Settings
 from hub.processor import Inbound, ProcessorLoop, store_path
 from hub.reader import TopicReader
-from hub.service import Wiring, processor_loop
+from hub.service import Wiring, started
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
@@ -101,16 +100,8 @@ class Flow:
     def _running(self, name: str, wiring: Wiring) -> Iterator[ProcessorLoop]:
         path = store_path(self.settings, name)
         self.stores[name] = path
-        with Store(path) as store:
-            loop = processor_loop(wiring, settings=self.settings, store=store,
-                                  registry=CollectorRegistry())
-            loop.start()
-            try:
-                yield loop
-            finally:
-                loop.close()
-                if wiring.close is not None:
-                    wiring.close()
+        with Store(path) as store, started(wiring, settings=self.settings, store=store) as loop:
+            yield loop
 
     def until(self, done: Callable[[], object], what: str, timeout_s: float = 60) -> None:
         """Turn every loop until ``done()`` holds; the deadline only bounds the wait."""

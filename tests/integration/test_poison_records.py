@@ -29,7 +29,7 @@ from connectors.crm_webhook.__main__ import build as build_delivery
 from hub import deadletter, kafka
 from hub.config import Settings
 from hub.processor import ProcessorLoop, store_path
-from hub.service import Wiring, processor_loop
+from hub.service import Wiring, started
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import MARKER, Codec
@@ -104,16 +104,9 @@ class Letters:
 
 @contextmanager
 def _loop(settings: Settings, name: str, wiring: Wiring) -> Iterator[ProcessorLoop]:
-    with Store(store_path(settings, name)) as store:
-        loop = processor_loop(wiring, settings=settings, store=store,
-                              registry=CollectorRegistry())
-        loop.start()
-        try:
-            yield loop
-        finally:
-            loop.close()
-            if wiring.close is not None:
-                wiring.close()
+    with Store(store_path(settings, name)) as store, \
+            started(wiring, settings=settings, store=store) as loop:
+        yield loop
 
 
 def _until(turn: Callable[[], object], done: Callable[[], bool], what: str,
