@@ -36,6 +36,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --only-binary=:all: -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+.PHONY: reliability
+## The crash campaign: every component SIGKILLed in turn during a realistic flow, checked
+## against an oracle and a crash-free run; report in docs/reliability.md (make test runs the
+## bounded one). RELIABILITY_ARGS=--long: 8 plans x 26 kills (208), then a 30-min soak.
+reliability: $(STAMP)
+	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
+
 .PHONY: bench-passport
 ## Passport benchmark: the service against raw kafka-python and Quix Streams, one broker,
 ## one run (Apache Kafka from deploy/kafka when java is there). BENCH_ARGS=--help for sizes.
