@@ -38,8 +38,8 @@ $(BENCH_STAMP): $(STAMP)
 
 .PHONY: reliability
 ## The crash campaign: every component SIGKILLed in turn during a realistic flow, checked
-## against an oracle and a crash-free run; report in docs/reliability.md (make test runs the
-## bounded one). RELIABILITY_ARGS=--long: 8 plans x 26 kills (208), then a 30-min soak.
+## against an oracle and a crash-free run; report in docs/reliability.md (make test-kafka
+## runs the bounded one). RELIABILITY_ARGS=--long: 8 plans x 26 kills (208), then a 30-min soak.
 reliability: $(STAMP)
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
@@ -60,14 +60,16 @@ test: lint typecheck chromium prometheus
 
 KAFKA := deploy/kafka/kafka.sh
 
-## The integration and e2e suites on one Apache Kafka node, then the broker-fault
+## The integration, e2e and reliability (crash campaign) suites on one Apache Kafka node,
+## then the broker-fault
 ## tests on a three-broker cluster. Needs a JDK 17+ and Maven (jars from Maven Central).
 test-kafka: $(STAMP)
 	$(KAFKA) fetch
 	set -e; export KAFKA_RUN_DIR="$(CURDIR)/deploy/kafka/run/single"; \
 	  bootstrap=$$($(KAFKA) start single | tail -n 1); \
 	  trap '$(KAFKA) stop >/dev/null 2>&1' EXIT; \
-	  KAFKA_BOOTSTRAP_SERVERS="$$bootstrap" $(BIN)/pytest -q tests/integration tests/e2e
+	  KAFKA_BOOTSTRAP_SERVERS="$$bootstrap" $(BIN)/pytest -q tests/integration tests/e2e \
+	    tests/reliability
 	$(BIN)/pytest -q tests/faults
 
 ## Headless Chromium for the simulator report's browser test (apt-get, only when missing).
