@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     data_dir: Path = Path(".passport-hub")
     """Where each component keeps its SQLite state."""
+    store_max_mb: int = Field(default=0, ge=0)
+    """The most each SQLite file of a component may grow to, in MiB (0: no cap; its
+    write-ahead log adds up to a batch's pages beside it), so that it stops before it
+    fills a disk it shares with the broker. At the cap a processor stops with
+    ``store.full`` (exit code 75) and resumes where it stopped once restarted with a
+    higher cap; the API answers new events 503 until its file takes writes again."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -16,7 +16,9 @@ from types import FrameType
 from prometheus_client import CollectorRegistry
 
 from hub import kafka, logs, probes
+from hub import store as store_module
 from hub.config import Settings
+from hub.errors import StoreUnwritable
 from hub.grouplag import BrokerWatch
 from hub.processor import Processor, ProcessorLoop, store_path
 from hub.restoring import Restorer
@@ -108,10 +110,27 @@ def started(wiring: Wiring, *, settings: Settings, store: Store,
 
 def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | None = None,
                   instance: str = "0") -> None:
-    """Build a service from settings and run it until a stop signal."""
+    """Build a service from settings and run it until a stop signal.
+
+    A store that cannot be written (its disk or cap full, or read-only) stops the
+    process: one error line (``store.full``, ``store.read_only``), readiness down
+    while it closes, then ``SystemExit`` with ``StoreUnwritable.exit_code``. The
+    failed batch was rolled back, so a restart with room resumes where it stopped.
+    """
     settings = settings or Settings()
     # Before build: loggers bound while building must already render as configured.
     logs.configure(fmt=settings.log_format, level=settings.log_level)
+    store_module.set_size_cap(settings.store_max_mb)
+    health = StoreHealth()
+    try:
+        _run(build, settings=settings, instance=instance, health=health)
+    except StoreUnwritable as exc:
+        health.failed(exc)
+        raise SystemExit(exc.exit_code) from None
+
+
+def _run(build: Callable[[Settings], Wiring], *, settings: Settings, instance: str,
+         health: StoreHealth) -> None:
     wiring = build(settings)
     processor = wiring.processor
     logs.configure(fmt=settings.log_format, level=settings.log_level, component=processor.name)
@@ -122,30 +141,54 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
         watch = BrokerWatch(settings, component=processor.name,
                             group=settings.group(processor.name), topics=processor.inputs,
                             registry=registry)
-        probes.serve(loop_probes(loop, watch, registry), host=settings.metrics_host,
-                     port=settings.metrics_port)
+        probes.serve(loop_probes(loop, watch, registry, store_writable=health.writable),
+                     host=settings.metrics_host, port=settings.metrics_port)
         install_stop_handlers(loop.stop)
         watch.start()
         loop.start()
         try:
             with tuned_gc():
                 loop.run()
+        except StoreUnwritable as exc:
+            health.failed(exc)  # said, and not ready, before the close's relay takes its time
+            raise
         finally:
-            loop.close()
-            watch.stop()
-            if wiring.close is not None:
-                wiring.close()
+            try:
+                loop.close()  # relays what was committed; the failed batch never was
+            finally:
+                watch.stop()
+                if wiring.close is not None:
+                    wiring.close()
 
 
-def loop_probes(loop: ProcessorLoop, watch: BrokerWatch,
-                registry: CollectorRegistry) -> probes.Probes:
+class StoreHealth:
+    """Whether the process's stores still take writes: the first failure is logged, once,
+    and turns readiness off (a second one, met while closing, says nothing new)."""
+
+    def __init__(self) -> None:
+        self.error: StoreUnwritable | None = None
+
+    def writable(self) -> bool:
+        return self.error is None
+
+    def failed(self, exc: StoreUnwritable) -> None:
+        if self.error is not None:
+            return
+        self.error = exc
+        logs.get().error(exc.event, exit_code=exc.exit_code, **exc.fields())
+
+
+def loop_probes(loop: ProcessorLoop, watch: BrokerWatch, registry: CollectorRegistry, *,
+                store_writable: probes.Check = lambda: True) -> probes.Probes:
     """A processor is alive while its loop turns, and ready once it has joined its group,
-    restored what it was given, and its broker answers (docs/operations.md, Probes)."""
+    restored what it was given, and its broker answers, while its store takes writes
+    (docs/operations.md, Probes)."""
     stall_s = 2 * loop.settings.max_poll_interval_ms / 1000 + 60
     checks: dict[str, probes.Check] = {
         "started": lambda: loop.started,
         "broker": lambda: bool(watch.up),
         "restored": loop.restored,
+        "store": store_writable,
     }
     # The heartbeat is the loop's own: read at each probe, never pushed by the loop.
     return probes.Probes(loop.processor.name, registry, checks=checks, stall_s=stall_s,

@@ -24,8 +24,9 @@ from connectors.api.readside import ModelReadSide
 from connectors.crm_webhook.secrets import Sealer
 from connectors.publish import Publisher
 from hub import kafka, logs
+from hub import store as store_module
 from hub.config import Settings
-from hub.errors import HubError
+from hub.errors import HubError, StoreUnwritable
 from hub.processor import store_path
 from hub.service import install_stop_handlers, tuned_gc
 from services.readmodel import ReadModel
@@ -34,6 +35,7 @@ from services.readmodel import ReadModel
 def main() -> int:
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="api")
+    store_module.set_size_cap(settings.store_max_mb)
     log = logs.get()
     dev_key = settings.dev_api_key.get_secret_value() if settings.dev_api_key else None
     try:
@@ -84,6 +86,9 @@ def main() -> int:
         log.info("api.listening", host=settings.api_host, port=settings.api_port)
         with tuned_gc():
             server.run()
+    except StoreUnwritable as exc:  # at start: serving, it answers 503 instead (ingest.py)
+        log.error(exc.event, exit_code=exc.exit_code, **exc.fields())
+        return exc.exit_code
     except HubError as exc:
         log.error("api.failed", error=str(exc))
         return 2

@@ -135,7 +135,8 @@ def create_app(settings: Settings, *, publisher: EventWriter, readside: ReadSide
     # The same checks as every component's (hub.probes), and the same gauges beside them:
     # passport_hub_ready, passport_hub_broker_up and passport_hub_build_info of "api".
     probes = Probes("api", registry, checks={"broker": publisher.ready,
-                                            "readmodel": lambda: readside.caught_up})
+                                            "readmodel": lambda: readside.caught_up,
+                                            "store": store.writable})
     Gauge("passport_hub_broker_up",
           "1 when the broker answered the component's last check, 0 otherwise.",
           ["component"], registry=registry).labels("api").set_function(

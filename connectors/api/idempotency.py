@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hub import logs
-from hub.errors import StoreError
-from hub.store import connect
+from hub.errors import StoreError, StoreUnwritable
+from hub.store import connect, failure, rollback, unwritable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted_log (
@@ -59,6 +59,9 @@ _PRUNE_EVERY_S = 3600.0
 # The writer gathers what arrives for this long, then commits it in one transaction:
 # one wake-up and one commit per interval, however many requests it spans.
 _WRITE_EVERY_S = 0.05
+# While the file takes no write (its disk or cap full, read-only), the writer tries
+# again this often, with what it holds.
+_RETRY_UNWRITABLE_S = 1.0
 _MAX_ROWID = 2**63 - 1
 
 class Accepted(NamedTuple):
@@ -90,6 +93,11 @@ class AcceptedStore:
     beside the requests rather than in their way). ``close`` writes what is
     left. A crash loses the last milliseconds of it: their retries are published
     again, and dropped downstream.
+
+    A write the file cannot take (``StoreUnwritable``: its disk or cap full, or it is
+    read-only) is logged once (``store.full``, ``store.read_only``); the batch is kept
+    and tried again every second, and ``writable`` is False until a write succeeds:
+    meanwhile the API accepts no new event (503) and is not ready.
     """
 
     def __init__(self, path: Path, *, retention_s: float,
@@ -107,6 +115,8 @@ class AcceptedStore:
         self._changed = threading.Condition()
         self._closing = False
         self._hurry = False  # a flush() waits: write without gathering
+        self.unwritable: StoreUnwritable | None = None
+        """Why the last write failed, while the file takes no write (None: it does)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = _connect(path)
@@ -118,7 +128,7 @@ class AcceptedStore:
             # A second connection for lookups: WAL lets it read while the writer commits.
             self._reader = _connect(path)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the idempotency store {path}: {exc}") from exc
+            raise failure(exc, path, f"cannot open the idempotency store {path}") from exc
         self._write_lock = threading.Lock()  # one transaction at a time on the writer
         self.log = logs.get().bind(component="idempotency")
         self._pruned = 0.0
@@ -132,6 +142,11 @@ class AcceptedStore:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def writable(self) -> bool:
+        """Whether the file takes writes (as far as the last one tells): the API accepts
+        new events only then, since it could not remember them otherwise."""
+        return self.unwritable is None
 
     def lookup(self, event_ids: Iterable[str]) -> dict[str, Accepted]:
         """The accepted events among ``event_ids``, by id."""
@@ -215,7 +230,7 @@ class AcceptedStore:
                 if gone:
                     conn.execute("DELETE FROM accepted_log WHERE rowid < ?", (bound,))
         except sqlite3.Error as exc:
-            raise StoreError(f"idempotency store not pruned: {exc}") from exc
+            raise failure(exc, self.path, "idempotency store not pruned") from exc
         with self._changed:
             for rowid, event_id in gone:
                 self._forget(hash(event_id), rowid)
@@ -273,13 +288,18 @@ class AcceptedStore:
                 while not self._queue and not self._closing:
                     self._changed.wait()
                 if not (self._closing or self._hurry):
-                    self._changed.wait(_WRITE_EVERY_S)  # let more arrive
+                    # Let more arrive; or, while the file takes no write, let time pass.
+                    self._changed.wait(_WRITE_EVERY_S if self.unwritable is None
+                                       else _RETRY_UNWRITABLE_S)
                 self._hurry = False
                 batch, self._queue = self._queue, []
                 if not batch and self._closing:
                     return
             first = self._write(batch)
             with self._changed:
+                if first is None and self.unwritable is not None and not self._closing:
+                    self._queue[:0] = batch  # kept, in order, for the next try
+                    continue
                 for offset, (one, _at) in enumerate(batch):
                     if first is not None:
                         self._index(hash(one.event_id), first + offset)
@@ -310,15 +330,29 @@ class AcceptedStore:
                         [(last + 1 + i, a.event_id, a.body_sha256, a.topic, at, a.partition,
                           a.offset) for i, (a, at) in enumerate(batch)])
                     conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
+                except BaseException as exc:
+                    rollback(conn, exc)
                     raise
         except sqlite3.Error as exc:
-            # Those ids are forgotten: their retries are published again, and dropped
-            # downstream by event id.
-            self.log.warning("idempotency.write_failed", events=len(batch), error=str(exc))
+            self._write_failed(exc, len(batch))
             return None
+        if self.unwritable is not None:
+            self.unwritable = None
+            self.log.info("store.writable", path=str(self.path), events=len(batch))
         return int(last) + 1
+
+    def _write_failed(self, exc: sqlite3.Error, events: int) -> None:
+        """Note a failed write: the file's own condition (said once, kept until a write
+        succeeds), or another failure, whose ids are forgotten."""
+        full = unwritable(exc, self.path)
+        if full is not None and not self._closing:
+            if self.unwritable is None:
+                self.log.error(full.event, events=events, **full.fields())
+            self.unwritable = full
+            return
+        # Those ids are forgotten: their retries are published again, and dropped
+        # downstream by event id.
+        self.log.warning("idempotency.write_failed", events=events, error=str(exc))
 
     # -- in flight ----------------------------------------------------------------------------
 

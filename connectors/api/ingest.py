@@ -307,11 +307,18 @@ class Ingest:
             known = {}
         outcomes: dict[str, Outcome] = {}
         fresh: list[_Pending] = []
+        # A file that takes no write could not remember a new event: none is published
+        # (an acceptance it remembers still answers as the first).
+        recording = self.store.writable()
         for one in pending:
             before = known.get(one.event_id)
             if one.event_id not in claimed:
                 outcomes[one.event_id] = _failed(problems.unavailable_body(
                     f"event {one.event_id} is being published by another request; retry"))
+            elif before is None and not recording:
+                outcomes[one.event_id] = _failed(problems.unavailable_body(
+                    "the API cannot record accepted events now (its store is full or "
+                    "read-only); this event was not accepted, retry later"))
             elif before is None:
                 fresh.append(one)
             elif before.body_sha256 == one.sha256:
