@@ -1,7 +1,8 @@
 """``python -m reliability [--long]``: the crash campaign, its report, docs/reliability.md.
 
-Exit status: 0 when nothing was lost, doubled, let through or diverged; 1 otherwise;
-2 when the campaign could not run (a hub that never came up).
+Exit status: 0 when nothing was lost, doubled, let through or diverged and no key, secret
+or contact value leaked into a log, a metric or a dead letter; 1 otherwise; 2 when the
+campaign could not run (a hub that never came up).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from reliability import campaign, soak
+from reliability.leaks import Findings
 from reliability.report import Campaign, Report, markdown, renderable
 
 #: The long campaign: this many plans of ``--kills`` kills each (>= 200 in all), then the soak.
@@ -89,13 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                           outcome.reference)] if settings.rounds else []
     if soaked is not None:
         campaigns.append(Campaign("soak", soaked.tried, soaked.kills, soaked.verdict))
+    findings = Findings()
+    findings.add(outcome.leaks)
+    if soaked is not None:
+        findings.add(soaked.leaks)
     report = Report(
         command=" ".join(["python -m reliability", *map(shlex.quote, argv)]),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), broker=outcome.broker,
         wall_s=time.monotonic() - started, inputs=dict(outcome.inputs),
         campaigns=tuple(campaigns), kills=outcome.kills, kills_up=outcome.kills_up,
         reference=outcome.reference, soak=tuple(soaked.rows) if soaked else (),
-        notes=tuple(outcome.notes[:20]), runs=tuple(outcome.runs))
+        notes=tuple(outcome.notes[:20]), runs=tuple(outcome.runs),
+        leaks=findings if campaigns else None)
     console.print(renderable(report))
     if not args.no_report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from hub.broker import EmbeddedBroker
 from reliability import chaos, checks, oracle, plan
 from reliability.checks import Check, Verdict
+from reliability.leaks import Findings
 from reliability.run import Run, Target
 
 TRIED = ("SIGKILL in turn of api (and its read model), passport, routing active and standby, "
@@ -64,6 +65,16 @@ API, and what the CRM receivers got:
   at a time and answers in rounds, so the router sees the same input order in both runs),
   the same messages delivered.
 
+Once a run's processes stopped, a leak scan (`reliability/leaks.py`) looks for every value the
+run handed the hub that must never show where operators read: every API key it minted, every
+webhook signing secret the API returned, the hub's sealing key
+(`PASSPORT_HUB_WEBHOOK_SECRET_KEY`), every contact e-mail, phone and name of the enrolments.
+It reads every line every process wrote (stdout and stderr, across restarts), each
+component's `/metrics` as scraped at the end of the run, and the headers of every record
+of the dead-letter topic; it looks for each value as sent, in any case, URL-encoded and
+JSON-escaped (and a secret without its `whsec_` prefix, a phone in its national forms).
+Any occurrence fails the campaign ("let through"); the report says where, never what.
+
 Routing decisions are compared whole (holder, reason, hops, and every candidate's
 standing); times are not (they are the wall clock's). With the router's clock at speed 1
 no SLA expires within a run: deadlines under crashes are the failover test's
@@ -105,6 +116,8 @@ class Outcome:
     broker: str = ""
     runs: list[list[str]] = field(default_factory=list)
     """Per round: seed, leads expected, the two runs' wall times, the kills."""
+    leaks: Findings = field(default_factory=Findings)
+    """The leak scans of every run, summed."""
 
 
 @contextmanager
@@ -169,6 +182,8 @@ def _rounds(settings: Settings, work: Path, say: Callable[[str], None]) -> Outco
                                               gap_s=settings.gap_s)).play()
             reference.append(checks.verify(made, expected, base))
             crash.append(checks.verify(made, expected, killed, base))
+            outcome.leaks.add(base.leaks)
+            outcome.leaks.add(killed.leaks)
             outcome.kills.update(chaos.per_target(killed.kills))
             outcome.kills_up.update(k.target for k in killed.kills if k.up)
             outcome.notes += [f"seed {seed}: {n}" for n in (*base.notes, *killed.notes)]

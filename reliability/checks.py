@@ -10,7 +10,8 @@ A failure is of one kind, the kinds the report sums up:
   capacity, a message under two webhook-ids);
 - ``let through``: something the rules forbid is in the result (a lead for a business
   without passport or consent, a lead still open after its business withdrew, a contact
-  e-mail where the business is gone);
+  e-mail where the business is gone, a key, secret or contact value in a log line, a
+  metric or a dead letter's headers);
 - ``diverged``: the run with kills differs from the crash-free run of the same plan.
 
 Allowed repeats are counted, not failed: a record re-sent after a crash with its own
@@ -77,7 +78,7 @@ def verify(plan: Plan, expected: Expected, run: Observed,
            reference: Observed | None = None) -> Verdict:
     """All the checks of ``run`` (against ``reference`` too, when there is one)."""
     checks = [_on_topics(run), _refused(run), *_passports(expected, run), _read_model(run),
-              *_leads(plan, expected, run), _answers(run), *_deliveries(run)]
+              *_leads(plan, expected, run), _answers(run), *_deliveries(run), _leaked(run)]
     if reference is not None:
         checks.extend(_against(reference, run))
     return Verdict(checks, _figures(run))
@@ -328,6 +329,24 @@ def _deliveries(run: Observed) -> list[Check]:
         doubled.look(len(ids) == 1, f"{message}: under {len(ids)} webhook-ids")
         forbidden.look(message in wanted, f"{message}: not a lead event of a webhook reseller")
     return [lost, doubled, forbidden]
+
+
+def _leaked(run: Observed) -> Check:
+    """The leak scan's verdict: each value injected is compared; a failure per occurrence,
+    and per surface that could not be read (a scan that did not look is no pass)."""
+    check = Check("no key, secret or contact value in a log line, metric or dead-letter "
+                  "header", "let through")
+    findings = run.leaks
+    check.compared = sum(findings.injected.values())
+    for leak in findings.leaks:
+        check.fail(f"{leak.kind} ({leak.form}) in {leak.place}: {leak.where}")
+    check.failures += findings.total - len(findings.leaks)
+    for what in findings.unscanned:
+        check.fail(f"not scanned: {what}")
+    if any(d.has_contact for d in run.deliveries):
+        check.look(findings.control > 0, "blind: the contact e-mails the CRMs received were "
+                   "not found in what they received")
+    return check
 
 
 # -- against the crash-free run --------------------------------------------------------------

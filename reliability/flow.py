@@ -66,6 +66,8 @@ class Flow:
     notes: list[str] = field(default_factory=list)
     """What did not happen in time (a symptom: the checks say what it cost)."""
     secrets: dict[str, str] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+    """Every signing secret the API handed a reseller (the leak scan looks for each)."""
     timings: dict[str, float] = field(default_factory=dict)
     answers: dict[str, Reply] = field(default_factory=dict)
     """Answer event id → the reply it carries (what the router must have applied)."""
@@ -217,7 +219,10 @@ class Flow:
         document = answer.json()
         self.ledger.accept(str(document["event_id"]), "WebhookCommand", "api")
         secret = document.get("secret")
-        return secret if isinstance(secret, str) else None
+        if not isinstance(secret, str):
+            return None
+        self.issued.append(secret)
+        return secret
 
     def _await_endpoint(self, reseller_id: str) -> None:
         try:

@@ -6,9 +6,11 @@ dropped in the inbox, a few sent twice as a retrying partner would), their offer
 requests, and the consent withdrawals and erasures that close the story. The synthetic
 generator (connectors/synthetic/generator.py) writes the businesses; the plan adds the
 cases the generator does not make: offers from businesses without a passport, offers
-dated before the passport, a second request for a category already asked, and privacy
-requests. Everything comes from ``random.Random(seed)`` and the plan's clock, so two
-plans of one seed are equal, event ids included.
+dated before the passport, a second request for a category already asked, privacy
+requests, and a person to call on every enrolment (a phone and a name beside the
+generator's e-mail: contact data the leak scan then looks for, reliability/leaks.py).
+Everything comes from ``random.Random(seed)`` and the plan's clock, so two plans of one
+seed are equal, event ids included.
 
 The phases are played in order (reliability/flow.py) because some hub decisions depend
 on arrival order by design: privacy wins over a late offer (services/passport/rules.py),
@@ -26,6 +28,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from connectors.synthetic.generator import Synthetic
+from connectors.synthetic.identities import SURNAMES
 from schemas.models import (
     BusinessEnrolled,
     ConsentWithdrawn,
@@ -48,6 +51,9 @@ WEBHOOK_SHARE = 0.5
 BATCH = 25
 #: Businesses whose trainer rows go in one dropped file.
 FILE_BUSINESSES = 12
+#: First names of the people to call (accents included: the logs' JSON escapes them).
+FIRST_NAMES = ("Jeanne", "Hélène", "Marc", "Zoé", "Jérôme", "Inès", "Théo", "Aurélie",
+               "François", "Chloé", "Mathis", "Léa")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,9 @@ def make(*, seed: int, businesses: int, resellers: int, now: datetime,
     rng = random.Random(f"{seed}/plan")  # noqa: S311 - a reproducible campaign, nothing secret
     synthetic = Synthetic(seed=seed, clock=lambda: now, resellers=resellers)
     profiles = tuple(e for e in synthetic.resellers() if isinstance(e, ResellerProfile))
-    stories = [synthetic.business() for _ in range(businesses)]
+    # Not ``rng``: contacts drawn from their own stream leave every other draw as it was.
+    contacts = random.Random(f"{seed}/contacts")  # noqa: S311 - reproducible, nothing secret
+    stories = [_with_contact(contacts, synthetic.business()) for _ in range(businesses)]
     api_events: list[EventModel] = []
     file_units: list[Sequence[EventModel]] = []
     offers: list[OfferRequested] = []
@@ -133,13 +141,28 @@ def make(*, seed: int, businesses: int, resellers: int, now: datetime,
     rng.shuffle(offers)  # the order partners send them in: not the order they happened
     webhooks = tuple(sorted(p.reseller_id for p in profiles if rng.random() < WEBHOOK_SHARE))
     privacy = tuple(_privacy(rng, stories, offers, now))
-    steady = [e for _ in range(background) for e in synthetic.business()
+    steady = [e for _ in range(background)
+              for e in _with_contact(contacts, synthetic.business())
               if not isinstance(e, OfferRequested)]
     return Plan(seed=seed, now=now, profiles=profiles, webhooks=webhooks,
                 training=tuple(_posts(rng, api_events, file_units)), offers=tuple(offers),
                 privacy=privacy, answer_seed=seed,
                 businesses=tuple(_siren(story) for story in stories),
                 background=tuple(_posts(rng, steady, [])))
+
+
+def _with_contact(rng: random.Random, story: list[EventModel]) -> list[EventModel]:
+    """The story with a person to call on its enrolment: a mobile number (E.164, as the
+    API keeps it) and a name."""
+    def contact(event: EventModel) -> EventModel:
+        if not isinstance(event, BusinessEnrolled):
+            return event
+        # 07: some 06 numbers (639, 69x) are overseas ones (+262...) once normalised.
+        phone = f"+337{rng.randrange(10 ** 8):08d}"
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(SURNAMES)}"
+        return event.model_copy(update={"contact_phone": phone, "contact_name": name})
+
+    return [contact(event) for event in story]
 
 
 def _siren(story: Sequence[EventModel]) -> str:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from reliability import leaks
 from reliability.checks import KINDS, Verdict
+from reliability.leaks import Findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,13 @@ class Report:
     notes: tuple[str, ...] = ()
     runs: tuple[list[str], ...] = ()
     """Per plan played: seed, leads expected, the wall seconds of both runs, the kills."""
+    leaks: Findings | None = None
+    """The leak scans of every run, summed (None: no run, nothing scanned)."""
 
     @property
     def ok(self) -> bool:
-        return all(c.verdict.ok for c in self.campaigns)
+        return all(c.verdict.ok for c in self.campaigns) and (
+            self.leaks is None or self.leaks.ok)
 
 
 def _summary_rows(report: Report) -> list[list[str]]:
@@ -85,6 +90,36 @@ def _kill_rows(report: Report) -> list[list[str]]:
             for target, n in sorted(report.kills.items())]
 
 
+_LEAKS = ["kind", "values injected", *(f"in {place}" for place in leaks.PLACES)]
+
+
+def _leak_rows(findings: Findings) -> list[list[str]]:
+    """Per kind of value: how many were looked for, and how often each place held one."""
+    rows = [[kind, str(findings.injected[kind]),
+             *(str(findings.found[(kind, place)]) for place in leaks.PLACES)]
+            for kind in leaks.KINDS]
+    rows.append(["all", str(sum(findings.injected.values())),
+                 *(str(sum(n for (_, p), n in findings.found.items() if p == place))
+                   for place in leaks.PLACES)])
+    return rows
+
+
+def _leak_lines(findings: Findings) -> list[str]:
+    """What was read, and where each leak was (never the value: the report is published)."""
+    out = [f"Read: {findings.sources['logs']} log files ({findings.scanned['logs']} lines), "
+           f"{findings.sources['metrics']} scrapes of /metrics "
+           f"({findings.scanned['metrics']} lines), "
+           f"{findings.scanned['dead-letter headers']} dead-letter headers. Control: the same "
+           f"scan found {findings.control} contact values in the webhooks the CRMs received, "
+           "where they belong."]
+    out += [f"{leak.kind} ({leak.form}) in {leak.place}: {leak.where}"
+            for leak in findings.leaks]
+    if findings.total > len(findings.leaks):
+        out.append(f"... and {findings.total - len(findings.leaks)} more")
+    out += [f"not scanned: {what}" for what in findings.unscanned]
+    return out
+
+
 def _main(report: Report) -> Verdict | None:
     """The verdict whose checks and figures are detailed: the crash campaign's."""
     return report.campaigns[0].verdict if report.campaigns else None
@@ -119,6 +154,9 @@ def renderable(report: Report) -> RenderableType:
                                        "first failure"], _check_rows(verdict)))
         parts.append(_table("Figures", ["figure", "with kills", "crash-free"],
                             _figure_rows(report, verdict)))
+    if report.leaks is not None:
+        parts.append(Group(_table("Leaks (must be 0)", _LEAKS, _leak_rows(report.leaks)),
+                           *_leak_lines(report.leaks)))
     if report.soak:
         header = list(report.soak[0])
         parts.append(_table("Soak, per window", header,
@@ -165,6 +203,15 @@ def markdown(report: Report, method: str) -> str:
                 "own event id is dropped by every reader; a webhook may be delivered twice under "
                 "its one id (the CRM drops the second).", "",
                 _md(["figure", "with kills", "crash-free"], _figure_rows(report, verdict)), ""]
+    if report.leaks is not None:
+        out += ["## Leaks", "", "Every API key, webhook signing secret, the hub's sealing key "
+                "and every contact e-mail, phone and name the campaign handed the hub, looked "
+                "for in every log line of every process, in every component's /metrics at the "
+                "end of each run and in every dead letter's headers: as sent, in any case, "
+                "URL-encoded, JSON-escaped (a secret also without its `whsec_` prefix, a phone "
+                "in its national forms). Each count must be 0.", "",
+                _md(_LEAKS, _leak_rows(report.leaks)), "",
+                *(f"- {line}" for line in _leak_lines(report.leaks)), ""]
     if report.soak:
         header = list(report.soak[0])
         out += ["## Soak", "", _md(header, [[row[h] for h in header] for row in report.soak]),

@@ -15,6 +15,7 @@ from typing import Any
 
 from connectors.crm_webhook.receiver import Delivery
 from reliability.chaos import Killed
+from reliability.leaks import Findings
 from services.readmodel import views
 
 
@@ -173,3 +174,5 @@ class Observed:
     """Per process: the log lines at level error or above (the first 200)."""
     timings: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    leaks: Findings = field(default_factory=Findings)
+    """The leak scan of the run's logs, metrics and dead letters (reliability/leaks.py)."""

@@ -5,7 +5,9 @@ names (topic and group prefixes): the reference without kills, then the one with
 Each run mints its partners' keys (an operator's for the delegations' and trainers'
 traffic, one per reseller for its webhook and its answers: the API checks that a
 reseller answers only its own leads), starts CRM receivers, starts the hub's processes,
-plays the flow, and once everything is back up and quiet, reads what the hub left.
+plays the flow, and once everything is back up and quiet, reads what the hub left; once
+the processes stopped, it scans their logs, metrics and dead letters for every key,
+secret and contact value it handed them (reliability/leaks.py).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from connectors.crm_webhook.receiver import Receiver
 from hub import kafka
 from hub.broker import free_port
 from hub.config import Settings
-from reliability import chaos, processes
+from reliability import chaos, processes, surfaces
 from reliability.chaos import Kill, Killer
 from reliability.flow import Flow
+from reliability.leaks import Scanner, Secret, Text, secrets_of
 from reliability.oracle import Expected
 from reliability.partners import GaveUp, Ledger, Partner
 from reliability.plan import Plan
@@ -100,6 +103,13 @@ class Run:
         self.settings = settings_of(target, run_dir)
         self.ledger = Ledger()
         self.stop = threading.Event()
+        self.webhook_secret_key = secrets.token_urlsafe(32)
+        self.tokens: list[str] = []
+        """Every API key minted for the run (the leak scan looks for each)."""
+        self._scraped: tuple[list[Text], list[str]] = ([], [])
+        self._secrets: list[Secret] = []
+        self._control: list[Text] = []
+        """What the CRMs received: where contact e-mails belong (the scan's control)."""
 
     def play(self) -> Observed:
         """The flow's phases with the kills meanwhile; then what the hub left."""
@@ -113,6 +123,7 @@ class Run:
                 phase()
             steady.join()
             observed = self.finish(live)
+        self.scan(observed)
         observed.wall_s = time.monotonic() - started
         return observed
 
@@ -155,9 +166,31 @@ class Run:
         self._settle(live.cluster, live.flow)
         self._drain(live.tap, live.admin, live.receivers)
         observed = self._observe(live)
+        # The metrics die with the processes: scraped now; the logs are read at ``scan``.
+        self._scraped = surfaces.metrics(live.cluster, self.run_dir.name)
+        self._secrets = self._injected(live.flow)
+        self._control = [Text("control", f"delivery {d.headers.get('webhook-id')}",
+                              d.body.decode("utf-8", errors="replace"))
+                         for receiver in live.receivers for d in receiver.deliveries()]
+        return observed
+
+    def scan(self, observed: Observed) -> None:
+        """Once the processes stopped (``live`` is over): the leak scan of the run's logs,
+        its last metrics and its dead letters, into ``observed.leaks``."""
+        metrics, unscraped = self._scraped
+        letters, unread = surfaces.dead_letters(self.settings, self.run_dir.name)
+        texts = [*surfaces.logs(self.run_dir / "logs", self.run_dir.name), *metrics, *letters]
+        observed.leaks = Scanner(self._secrets).scan(texts, [*unscraped, *unread],
+                                                     control=self._control)
         # For whoever digs into a failure (``--work-dir`` keeps it): the run's results whole.
         (self.run_dir / "observed.pickle").write_bytes(pickle.dumps(observed))
-        return observed
+
+    def _injected(self, flow: Flow) -> list[Secret]:
+        """Every secret and contact value this run handed the hub."""
+        return [*(Secret("API key", token) for token in self.tokens),
+                *(Secret("webhook secret", secret) for secret in flow.issued),
+                Secret("webhook secret key", self.webhook_secret_key),
+                *secrets_of(self.plan.events())]
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -171,6 +204,7 @@ class Run:
             tokens[profile.reseller_id] = reseller_token
             keys.append(reseller_key)
         save(self.run_dir / "keys.json", keys)
+        self.tokens = [token, *tokens.values()]
         return token, tokens
 
     def _env(self) -> dict[str, str]:
@@ -184,7 +218,7 @@ class Run:
                 "PASSPORT_HUB_API_KEYS_FILE": str((self.run_dir / "keys.json").resolve()),
                 "PASSPORT_HUB_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
                 "PASSPORT_HUB_WEBHOOK_RETRY_SCHEDULE_S": RETRY_SCHEDULE_S,
-                "PASSPORT_HUB_WEBHOOK_SECRET_KEY": secrets.token_urlsafe(32)}
+                "PASSPORT_HUB_WEBHOOK_SECRET_KEY": self.webhook_secret_key}
 
     def _await_start(self, cluster: processes.Cluster) -> None:
         late = cluster.wait_ready(START_TIMEOUT_S)

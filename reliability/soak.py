@@ -34,6 +34,7 @@ from reliability import chaos, checks, oracle
 from reliability.campaign import Progress, broker, workspace
 from reliability.checks import Check, Verdict
 from reliability.flow import NATIONAL_QUEUE
+from reliability.leaks import Findings
 from reliability.plan import WEBHOOK_SHARE, Plan, Post
 from reliability.processes import Cluster
 from reliability.run import Live, Run, Target
@@ -81,6 +82,7 @@ class Soaked:
     kills: int
     verdict: Verdict
     rows: list[dict[str, str]] = field(default_factory=list)
+    leaks: Findings = field(default_factory=Findings)
 
 
 def rss_mb(pid: int | None) -> float:
@@ -281,8 +283,10 @@ def _soak(settings: Settings, work: Path, say: Callable[[str], None]) -> Soaked:
                           offers=tuple(traffic.offers), privacy=(), answer_seed=settings.seed)
             soak_run.plan, soak_run.expected = played, oracle.expect(played)
             observed = soak_run.finish(live)
+        soak_run.scan(observed)
     verdict = checks.verify(played, soak_run.expected, observed)
     rows = windows(samples, [k.at_s for k in observed.kills], settings.window_minutes * 60)
     verdict.checks.append(flat(rows))
     return Soaked(f"{settings.minutes:g} min of steady traffic, a kill every "
-                  f"{settings.kill_every_s:g} s", len(observed.kills), verdict, rows)
+                  f"{settings.kill_every_s:g} s", len(observed.kills), verdict, rows,
+                  observed.leaks)

@@ -1,5 +1,6 @@
 """The bounded crash campaign, as ``make reliability`` runs it: every component SIGKILLed in
-turn during a realistic flow, and nothing lost, doubled, let through or diverged.
+turn during a realistic flow, and nothing lost, doubled, let through or diverged; no key,
+secret or contact value in any log line, metric or dead-letter header.
 
 In CI on Apache Kafka, by ``make test-kafka`` (the campaign follows
 ``KAFKA_BOOTSTRAP_SERVERS``); ``make test`` leaves this directory out (it is not in the
@@ -50,3 +51,21 @@ def test_the_bounded_campaign_kills_every_component_and_finds_nothing_lost(
                         text, re.MULTILINE)
     assert len(checks) >= 15
     assert all(int(compared) > 0 for _, _, compared, _ in checks), checks
+    # No key, secret or contact value in any log line, metric or dead-letter header; and
+    # the scan looked for every kind of them, in every process's logs and metrics.
+    leaks = dict(re.findall(r"^\| ([a-zA-Z -]+) \| (\d+ \| \d+ \| \d+ \| \d+) \|$",
+                            text.split("## Leaks", 1)[1].split("\n## ", 1)[0], re.MULTILINE))
+    for kind in ("API key", "webhook secret", "webhook secret key", "contact e-mail",
+                 "contact phone", "contact name", "all"):
+        injected, *found = map(int, leaks[kind].split(" | "))
+        assert injected > 0, f"no {kind} looked for"
+        assert found == [0, 0, 0], f"{kind} leaked: {leaks[kind]}"
+    read = re.search(r"^- Read: (\d+) log files \((\d+) lines\), (\d+) scrapes", text,
+                     re.MULTILINE)
+    assert read is not None, text
+    files, lines, scrapes = map(int, read.groups())
+    assert (files, scrapes) == (12, 12)  # 6 processes, 2 runs
+    assert lines > 1000
+    control = re.search(r"Control: the same scan found (\d+) contact values", text)
+    assert control is not None, text
+    assert int(control.group(1)) > 0  # it sees the values as the hub writes them

@@ -12,6 +12,7 @@ import pytest
 
 from reliability import checks, oracle
 from reliability.campaign import merge
+from reliability.leaks import Findings, Scanner, Secret, Text
 from reliability.oracle import Expected
 from reliability.plan import Plan, Post
 from reliability.results import Change, FeedItem, Observed, Received
@@ -21,6 +22,7 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 A, B = "732829320", "552100554"
 MODULES = ("website-create", "website-traffic", "website-performance")
 LEAD = "lead-1"
+EMAIL = "contact@boulangerie-martin.fr"
 
 
 def _uuid(n: int) -> UUID:
@@ -93,8 +95,17 @@ def clean() -> tuple[Plan, Expected, Observed]:
         feed=[FeedItem("r1", "msg-1", "lead.assigned", LEAD, 1),
               FeedItem("r1", "msg-2", "lead.updated", LEAD, 2)],
         deliveries=[delivery(1, "lead.assigned", contact=True),
-                    delivery(2, "lead.updated", status="accepted")])
+                    delivery(2, "lead.updated", status="accepted")],
+        leaks=_scan('{"event": "passport.issued", "siren": "732829320"}\n'))
     return plan, expected, observed
+
+
+def _scan(log: str, unscanned: tuple[str, ...] = (), received: str = EMAIL) -> Findings:
+    """The leak scan of one log; ``received``: what the CRMs got (the scan's control)."""
+    secrets = [Secret("API key", "q3Vx9_Lk2-ZpR8sT0mWn4yBc6dFh1jGa5eIo7uKl3Qs"),
+               Secret("contact e-mail", EMAIL)]
+    return Scanner(secrets).scan([Text("logs", "run/logs/api.log", log, log.count("\n"))],
+                                 unscanned, control=[Text("control", "delivery", received)])
 
 
 def _verdict(case: tuple[Plan, Expected, Observed],
@@ -128,9 +139,9 @@ def test_an_acknowledged_event_missing_from_its_topic_is_lost(
 def test_a_passport_without_its_modules_is_lost_and_an_unearned_one_let_through(
         clean: tuple[Plan, Expected, Observed]) -> None:
     observed = clean[2]
-    observed.passports[A] = {**observed.passports[A], "modules_completed": list(MODULES[:2]),
+    observed.passports[A] = {**(observed.passports[A] or {}), "modules_completed": list(MODULES[:2]),
                              "passport_issued_at": None}
-    observed.passports[B] = {**observed.passports[B],
+    observed.passports[B] = {**(observed.passports[B] or {}),
                              "passport_issued_at": NOW.isoformat(timespec="milliseconds")}
     verdict = _verdict(clean)
     assert verdict.total("lost") >= 2  # a module missing, the issue date wrong
@@ -201,6 +212,24 @@ def test_deliveries_lost_doubled_and_leaked(clean: tuple[Plan, Expected, Observe
     assert verdict.total("lost") == 1  # a signature that does not verify
     observed.deliveries[:] = observed.deliveries[:1]
     assert "every lead event reached its CRM at least once, signed" in _failed(_verdict(clean))
+
+
+def test_a_secret_or_contact_in_the_logs_is_let_through(
+        clean: tuple[Plan, Expected, Observed]) -> None:
+    name = "no key, secret or contact value in a log line, metric or dead-letter header"
+    clean[2].leaks = _scan(f'{{"event": "ok"}}\n{{"event": "x", "to": "{EMAIL.upper()}"}}\n')
+    verdict = _verdict(clean)
+    assert _failed(verdict) == {name: 1}
+    assert verdict.total("let through") == 1
+    failing = next(c for c in verdict.checks if c.name == name)
+    assert failing.compared == 3  # the two values looked for, and the control
+    assert failing.examples == ["contact e-mail (as sent, other case) in logs: "
+                                "run/logs/api.log:2"]
+    clean[2].leaks = _scan("", unscanned=("api /metrics: ConnectError",))
+    assert _failed(_verdict(clean)) == {name: 1}  # a scan that could not look is no pass
+    # A scan that does not find the e-mails where they belong would not see them anywhere.
+    clean[2].leaks = _scan("", received='{"business": {"contact_email": "someone@else.fr"}}')
+    assert _failed(_verdict(clean)) == {name: 1}
 
 
 def test_a_run_that_decides_otherwise_than_the_reference_diverged(

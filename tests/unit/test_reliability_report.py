@@ -9,7 +9,10 @@ from rich.console import Console
 
 from reliability import report, soak
 from reliability.checks import Check, Verdict
+from reliability.leaks import Findings, Scanner, Secret, Text
 from reliability.report import Campaign, Report
+
+SECRET = "whsec_b2NjYXNpb25hbGx5IGEgc2VjcmV0"  # noqa: S105 - made up: what is looked for
 
 
 def _verdict(failures: int = 0) -> Verdict:
@@ -19,7 +22,15 @@ def _verdict(failures: int = 0) -> Verdict:
                    {"events acknowledged": 1149, "duplicate deliveries (allowed)": 2})
 
 
-def _report(failures: int = 0, soak_rows: tuple[dict[str, str], ...] = ()) -> Report:
+def _findings(log: str = '{"event": "ok"}\n') -> Findings:
+    scanner = Scanner([Secret("webhook secret", SECRET),
+                       Secret("contact e-mail", "contact@garage-du-port.fr")])
+    return scanner.scan([Text("logs", "seed-kills/logs/crm_webhook.log", log, log.count("\n")),
+                         Text("metrics", "seed-kills: api /metrics", "up 1\n", 1)])
+
+
+def _report(failures: int = 0, soak_rows: tuple[dict[str, str], ...] = (),
+            leaks: Findings | None = None) -> Report:
     return Report(command="python -m reliability --kills 24", date="2026-12-07 02:00 UTC",
                   broker="the embedded broker (Tansu)", wall_s=201.4,
                   inputs={"businesses": 160, "offers": 51},
@@ -27,7 +38,8 @@ def _report(failures: int = 0, soak_rows: tuple[dict[str, str], ...] = ()) -> Re
                              Campaign("crash-free reference", "no kill", 0, _verdict())),
                   kills=Counter(api=4, passport=4), kills_up=Counter(api=4, passport=3),
                   reference=_verdict(), soak=soak_rows, notes=("a | pipe",),
-                  runs=(["20261207", "41", "44", "164", "24"],))
+                  runs=(["20261207", "41", "44", "164", "24"],),
+                  leaks=leaks if leaks is not None else _findings())
 
 
 def test_the_markdown_holds_the_summary_the_command_and_every_check() -> None:
@@ -97,3 +109,26 @@ def test_the_lag_is_read_from_a_processors_metrics() -> None:
         'passport_hub_records_consumed_total{component="passport",topic="x"} 99.0'])
     assert soak.lag_of(exposition) == 15.0
     assert soak.rss_mb(None) == 0.0
+
+
+def test_the_leaks_section_counts_per_kind_and_place_and_a_leak_fails_the_report() -> None:
+    text = report.markdown(_report(), "")
+    assert "## Leaks" in text
+    assert "| kind | values injected | in logs | in metrics | in dead-letter headers |" in text
+    assert "| webhook secret | 1 | 0 | 0 | 0 |" in text
+    assert "| contact e-mail | 1 | 0 | 0 | 0 |" in text
+    assert "| all | 2 | 0 | 0 | 0 |" in text
+    assert "- Read: 1 log files (1 lines), 1 scrapes of /metrics (1 lines), " \
+           "0 dead-letter headers. Control: the same scan found 0 contact values" in text
+    assert _report().ok
+    leaked = _report(leaks=_findings(f'{{"event": "webhook.sent", "secret": "{SECRET}"}}\n'))
+    assert not leaked.ok  # even with every check of the verdicts passing
+    text = report.markdown(leaked, "")
+    assert "**FAILED**" in text
+    assert "| webhook secret | 1 | 1 | 0 | 0 |" in text
+    assert "- webhook secret (as sent) in logs: seed-kills/logs/crm_webhook.log:1" in text
+    assert SECRET not in text  # where, never what
+    console = Console(record=True, width=200)
+    console.print(report.renderable(leaked))
+    assert "Leaks (must be 0)" in console.export_text()
+    assert SECRET not in console.export_text()
