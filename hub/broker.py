@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -28,6 +30,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def without_transactions() -> Iterator[None]:
+    """Settings made in the block, here and in the children it starts, relay without broker
+    transactions (hub.config.Settings.transactions): the embedded broker takes them but
+    fences nothing, so they would cost a commit per relay and prove nothing."""
+    previous = os.environ.get(_TRANSACTIONS)
+    os.environ[_TRANSACTIONS] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_TRANSACTIONS, None)
+        else:
+            os.environ[_TRANSACTIONS] = previous
+
+
+_TRANSACTIONS = "PASSPORT_HUB_TRANSACTIONS"
 
 
 def binary() -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.broker import EmbeddedBroker
+from hub.broker import EmbeddedBroker, without_transactions
 from reliability import chaos, checks, oracle, plan
 from reliability.checks import Check, Verdict
 from reliability.leaks import Findings
@@ -34,9 +34,10 @@ connectors.api`, `services.passport`, `services.routing` twice (one active, one 
 unless `KAFKA_BOOTSTRAP_SERVERS` names one. It plays a seeded plan over real HTTP: the
 reseller network and webhook endpoints (CRM receivers in the campaign's process verify every
 signature), enrolments, completions and feedback (a quarter of the trainers' reports as
-JSON Lines files dropped in the inbox, a few events sent twice), offer requests one at a
-time, the CRMs' answers in rounds (`connectors.synthetic.crm.decide`: accept, reject with a
-reason, stay silent, later won or lost), then consent withdrawals and erasures; all along,
+JSON Lines files dropped in the inbox of the trainers' API key, `inbox/<key id>/`, a few
+events sent twice), offer requests one at a time, the CRMs' answers in rounds
+(`connectors.synthetic.crm.decide`: accept, reject with a reason, stay silent, later won or
+lost), then consent withdrawals and erasures; all along,
 more businesses' enrolments and training flow steadily, so that a kill finds its victim
 busy. With kills, the phases are paced to last as long as the kills' schedule. Partners retry
 on refused connections, timeouts and 503s with the same `event_id`, as a real partner does;
@@ -127,7 +128,7 @@ def broker(work: Path) -> Iterator[tuple[str, str]]:
     if configured:
         yield configured, f"the configured broker ({configured})"
         return
-    with EmbeddedBroker(log_path=work / "broker.log") as embedded:
+    with without_transactions(), EmbeddedBroker(log_path=work / "broker.log") as embedded:
         yield embedded.bootstrap, "the embedded broker (Tansu)"
 
 

@@ -7,9 +7,10 @@ so the hub's idempotency makes the retry harmless (docs/architecture.md, Guarant
 bounded. Every event the hub answered ``202`` for is written in the ``Ledger``: that is
 what the campaign then looks for in the results, and a missing one is *lost*.
 
-Trainers' files are dropped in the inbox as JSON Lines (the API's bodies, one a line),
-written aside and renamed, and count as accepted once the file drop settled them in
-``done/`` (rows listed in the file's report are not).
+Trainers' files are dropped in their key's inbox (``<watched folder>/<key id>/``) as JSON
+Lines (the API's bodies, one a line), written aside and renamed, and count as accepted
+once the file drop settled them in that inbox's ``done/`` (rows listed in the file's
+report are not).
 """
 
 from __future__ import annotations

@@ -254,6 +254,13 @@ def specs(run_dir: Path, *, api_port: int) -> list[Spec]:
     return out
 
 
-def inbox(run_dir: Path) -> Path:
+def watched(run_dir: Path) -> Path:
     """The folder the file drop watches (``<its data dir>/inbox``, connectors/file_drop/cli.py)."""
     return run_dir / "file_drop" / "inbox"
+
+
+def inbox(run_dir: Path, key_id: str) -> Path:
+    """The inbox of API key ``key_id``: its folder in the watched one, whose files the file
+    drop reads as that key (a file in the watched folder itself, bound to no key, is
+    refused: the campaign sets no dev key)."""
+    return watched(run_dir) / key_id

@@ -3,8 +3,10 @@
 The campaign makes two runs of one plan on one broker, side by side in time but apart in
 names (topic and group prefixes): the reference without kills, then the one with them.
 Each run mints its partners' keys (an operator's for the delegations' and trainers'
-traffic, one per reseller for its webhook and its answers: the API checks that a
-reseller answers only its own leads), starts CRM receivers, starts the hub's processes,
+HTTP traffic, one per reseller for its webhook and its answers: the API checks that a
+reseller answers only its own leads, and a trainers' key whose inbox the files are
+dropped in: the file drop reads a file as its inbox's key), starts CRM receivers, starts
+the hub's processes,
 plays the flow, and once everything is back up and quiet, reads what the hub left; once
 the processes stopped, it scans their logs, metrics and dead letters for every key,
 secret and contact value it handed them (reliability/leaks.py).
@@ -133,7 +135,7 @@ class Run:
         set up (phase 0), and the killer started; everything stopped at the end."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         kafka.ensure_topics(self.settings)
-        admin, reseller_keys = self._keys()
+        minted = self._keys()
         with ExitStack() as stack:
             receivers = [stack.enter_context(Receiver()) for _ in range(RECEIVERS)]
             api_port = free_port()
@@ -144,12 +146,13 @@ class Run:
             tap = Tap(self.settings)
             tap.start()
             stack.callback(tap.close)
-            partners = _Partners(f"http://127.0.0.1:{api_port}", admin, reseller_keys,
-                                 self.ledger, self.stop)
+            partners = _Partners(f"http://127.0.0.1:{api_port}", minted.admin,
+                                 minted.resellers, self.ledger, self.stop)
             stack.callback(partners.close)
             flow = Flow(plan=self.plan, expected=self.expected, admin=partners.admin,
                         resellers=partners.reseller, tap=tap, receivers=receivers,
-                        inbox=processes.inbox(self.run_dir), ledger=self.ledger, stop=self.stop,
+                        inbox=processes.inbox(self.run_dir, minted.trainers),
+                        ledger=self.ledger, stop=self.stop,
                         phase_timeout_s=self.phase_timeout_s, pace_s=chaos.duration(self.kills))
             self._say("setup: resellers and webhook endpoints")
             flow.setup()
@@ -194,18 +197,27 @@ class Run:
 
     # -- set-up ----------------------------------------------------------------------
 
-    def _keys(self) -> tuple[str, dict[str, str]]:
-        """An operator's key and one per reseller, in this run's keys file."""
+    def _keys(self) -> Minted:
+        """An operator's key, one per reseller and the trainers' one, in this run's keys
+        file.
+
+        The trainers' key is bound to no organisation (``mint`` without ``trainer_org``,
+        which the keys CLI never makes): the run's files mix the reports of several
+        training organisations, and an unbound trainer key may report for any of them
+        (``Caller.refusal``) while it may still send only the trainer's event types. The
+        file drop and the API warn about it at every load (``key_unbound``): expected.
+        """
         token, key = mint("operations", "admin")
-        tokens, keys = {}, [key]
+        trainer_token, trainer_key = mint("trainers", "trainer")
+        tokens, keys = {}, [key, trainer_key]
         for profile in self.plan.profiles:
             reseller_token, reseller_key = mint(profile.reseller_id, "reseller",
                                                 profile.reseller_id)
             tokens[profile.reseller_id] = reseller_token
             keys.append(reseller_key)
         save(self.run_dir / "keys.json", keys)
-        self.tokens = [token, *tokens.values()]
-        return token, tokens
+        self.tokens = [token, trainer_token, *tokens.values()]
+        return Minted(token, tokens, trainer_key.key_id)
 
     def _env(self) -> dict[str, str]:
         s = self.settings
@@ -295,6 +307,18 @@ class Run:
 
     def _say(self, text: str) -> None:
         self.progress.append(f"[{self.target.tag}] {text}")
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    """The keys a run minted, as its partners use them."""
+
+    admin: str
+    """The operator's token."""
+    resellers: dict[str, str]
+    """Each reseller's token, by reseller id."""
+    trainers: str
+    """The trainers' key id: the name of the inbox their files are dropped in."""
 
 
 class _Partners:

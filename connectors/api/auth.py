@@ -13,7 +13,8 @@ ever logged: only key ids and partners.
 A ``Caller`` carries its key's tenant (``connectors/api/keys.py``): the
 routes ask it whether it ``covers`` a département, ``speaks_for`` a reseller,
 and ``refusal`` says why it may not write one event for another tenant's
-business, organisation or reseller.
+business, organisation or reseller (connectors/api/scopes.py asks these in
+their order, for the API's ingest and the file drop alike).
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ class Caller:
         return None
 
 
-def _caller(key: ApiKey) -> Caller:
+def caller_of(key: ApiKey) -> Caller:
+    """The caller a key of the keys file speaks as (the API's, and the file drop's for a
+    file in that key's inbox). It does not check the key's expiry: its reader does."""
     return Caller(key.key_id, key.partner, frozenset(key.scopes), key.reseller_id,
                   frozenset(key.departements) or None, key.trainer_org)
 
@@ -179,7 +182,7 @@ class KeyRing:
         except OSError as exc:
             raise ValueError(f"cannot read the API keys file {path}: {exc.strerror}") from exc
         keys = load(path)
-        self._by_hash = {key.sha256: _Entry(key.sha256, _caller(key), _epoch(key))
+        self._by_hash = {key.sha256: _Entry(key.sha256, caller_of(key), _epoch(key))
                          for key in keys}
         self._stamp = stamp
         self.log.info("auth.keys_loaded", keys=len(keys), file=str(path))

@@ -16,6 +16,8 @@ from typing import Literal
 from connectors.file_drop.rows import FieldError
 
 Folder = Literal["done", "rejected"]
+#: The folders files are settled in: in every inbox, and never an inbox themselves.
+SETTLED: tuple[Folder, ...] = ("done", "rejected")
 REPORT_SUFFIX = ".report.csv"
 #: Names the watcher never reads: reports, partial uploads, editors' lock files.
 _SKIPPED_SUFFIXES = (REPORT_SUFFIX, ".tmp", ".part", ".partial", ".crdownload")

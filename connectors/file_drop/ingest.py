@@ -4,7 +4,8 @@ Good rows go to the sink in chunks; after each acknowledged chunk the
 checkpoint moves to the chunk's last line. A crash anywhere leaves the file in
 the inbox, and the next run re-reads it, skips what the checkpoint covers, and
 re-sends at most the chunk that was in flight, under the same derived event
-ids. Bad rows never stop a file: they go to its report. The file is settled
+ids. Bad rows never stop a file: they go to its report, and so do the rows its
+inbox's key may not send (connectors/file_drop/scopes.py). The file is settled
 (moved) last, then marked finished, so a file is never lost between the two.
 Files, rows and events are counted as they go (connectors/file_drop/metrics.py).
 """
@@ -29,6 +30,7 @@ from connectors.file_drop.formats import Line, Reader, UnreadableFile
 from connectors.file_drop.metrics import FileDropMetrics
 from connectors.file_drop.progress import ProgressBar
 from connectors.file_drop.rows import Defaults, FieldError, TypeUnknown
+from connectors.file_drop.scopes import Inboxes, Scope, ScopeUnavailable
 from hub import ids, logs
 from hub.errors import BrokerUnavailable
 from schemas.models import EventModel
@@ -106,6 +108,15 @@ class _Plan:
     notes: list[FieldError]
     claims: Callable[[Line], Any]
     """The type a line claims, for counting it when it is refused (None: unknown)."""
+    scope: Scope | None = None
+    """The inbox key's checks (None: none, every row trusted)."""
+
+    @property
+    def remembered(self) -> bool:
+        """Whether the file is remembered once settled (a copy then is a duplicate): not
+        when its key refused it whole (unknown, revoked, expired), so that the same file
+        dropped again once the key is put right is read again."""
+        return self.scope is None or self.scope.caller is not None
 
 
 class _Interrupted(Exception):
@@ -123,9 +134,12 @@ class FileDrop:
                  stop: threading.Event | None = None, progress: ProgressBar | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  metrics: FileDropMetrics | None = None,
-                 beat: Callable[[], None] = lambda: None) -> None:
+                 beat: Callable[[], None] = lambda: None,
+                 inboxes: Inboxes | None = None) -> None:
         """``beat``: called at each acknowledged chunk, so a watcher busy with a large file
-        stays alive on its probes (hub.probes.Probes.beat)."""
+        stays alive on its probes (hub.probes.Probes.beat). ``inboxes``: the keys a file's
+        rows are checked against (the command always gives them); None trusts every row,
+        for a caller that is the operator itself (tests, tools)."""
         self.sink = sink
         self.metrics = metrics or FileDropMetrics.create(CollectorRegistry())
         self.beat = beat
@@ -134,23 +148,30 @@ class FileDrop:
         self.stop = stop or threading.Event()
         self.progress = progress or ProgressBar()
         self.clock = clock
+        self.inboxes = inboxes
         self.log = logs.get().bind(component="file_drop")
 
-    def ingest(self, path: Path, folder: Path | None = None) -> Outcome:
-        """Read one file and settle it under ``folder`` (default: the file's own folder).
+    def ingest(self, path: Path, folder: Path | None = None, *,
+               key_id: str | None = None) -> Outcome:
+        """Read one file of the inbox of key ``key_id`` (None: bound to no key) and settle
+        it under ``folder`` (default: the file's own folder).
 
         Raises ``BrokerUnavailable`` when a chunk is not acknowledged after
-        ``options.attempts`` tries; the file then stays where it is.
+        ``options.attempts`` tries, and ``ScopeUnavailable`` when a row cannot be
+        checked yet (the read model catching up); the file then stays where it is.
         """
         try:
-            outcome = self._ingest(path, folder or path.parent)
-        except BrokerUnavailable:
+            outcome = self._ingest(path, folder or path.parent, key_id)
+        except (BrokerUnavailable, ScopeUnavailable):
             self.metrics.file("unavailable")
             raise
         self.metrics.file(outcome.status)
         return outcome
 
-    def _ingest(self, path: Path, folder: Path) -> Outcome:
+    def _scope(self, key_id: str | None) -> Scope | None:
+        return None if self.inboxes is None else self.inboxes.scope(key_id)
+
+    def _ingest(self, path: Path, folder: Path, key_id: str | None) -> Outcome:
         started = time.monotonic()
         data = path.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
@@ -162,7 +183,7 @@ class FileDrop:
             return Outcome(path.name, "duplicate", settled=settled, note=note)
         try:
             reader = Reader(path.name, data)
-            plan = self._plan(reader, path, sha256)
+            plan = self._plan(reader, path, sha256, self._scope(key_id))
         except UnreadableFile as exc:
             settled = self._reject(path, folder, [FieldError(0, "file", f"unreadable: {exc}")])
             self.log.info("file_drop.unreadable", file=path.name, sha256=sha256)
@@ -187,24 +208,27 @@ class FileDrop:
         rejected = len({error.line for error in errors})
         inbox.write_report(path, sorted([*plan.notes, *errors], key=lambda e: e.line))
         settled = inbox.settle(path, folder, "done" if produced else "rejected")
-        self.checkpoints.finish(Progress(sha256, path.name, total.line, self.clock().isoformat(),
-                                         total.rows, produced, rejected))
+        if plan.remembered:
+            self.checkpoints.finish(Progress(sha256, path.name, total.line,
+                                             self.clock().isoformat(), total.rows, produced,
+                                             rejected))
         outcome = Outcome(path.name, "done" if produced else "rejected", total.rows, produced,
                           sent, rejected, time.monotonic() - started, resume, settled,
                           "" if produced else "no good row")
         self.log.info("file_drop.settled", file=path.name, sha256=sha256, status=outcome.status,
                       rows=total.rows, produced=produced, rejected=rejected, sent=sent,
-                      resumed_after=resume, encoding=reader.encoding)
+                      resumed_after=resume, encoding=reader.encoding,
+                      key_id=key_id, remembered=plan.remembered)
         return outcome
 
-    def _plan(self, reader: Reader, path: Path, sha256: str) -> _Plan:
+    def _plan(self, reader: Reader, path: Path, sha256: str, scope: Scope | None) -> _Plan:
         tag = self.options.type
         source = (self.options.source or path.stem)[:_SOURCE_MAX]
         if reader.kind == "jsonl":
             defaults = Defaults(source, lambda line: row_event_id(sha256, line), tag,
                                 self.options.now)
-            return _Plan(lambda line: _json_line(line, defaults), [],
-                         lambda line: _json_type(line, tag))
+            return _Plan(_scoped(lambda line: _json_line(line, defaults), scope), [],
+                         lambda line: _json_type(line, tag), scope)
         columns = headers.columns(reader.header)
         if tag is None:
             try:
@@ -217,7 +241,8 @@ class FileDrop:
         notes = [FieldError(1, header, "unknown column, ignored") for header in columns.unknown]
         notes += [FieldError(1, header, "a second column for the same field, ignored")
                   for header in columns.repeated]
-        return _Plan(lambda line: _csv_line(line, columns, defaults), notes, lambda _line: tag)
+        return _Plan(_scoped(lambda line: _csv_line(line, columns, defaults), scope), notes,
+                     lambda _line: tag, scope)
 
     def _produce(self, reader: Reader, plan: _Plan, name: str, sha256: str,
                  resume: int) -> tuple[_Total, int, int, list[FieldError]]:
@@ -285,6 +310,24 @@ def _built(reader: Reader, plan: _Plan, total: _Total) -> Iterator[tuple[Line, r
         total.rows += 1
         total.line = line.number
         yield line, plan.build(line)
+
+
+def _scoped(build: Callable[[Line], rows.Outcome],
+            scope: Scope | None) -> Callable[[Line], rows.Outcome]:
+    """``build``, then the inbox key's checks on the rows it makes events of.
+
+    Every line is checked, those before a resumed file's checkpoint too: they are
+    not sent again, but the report and the counts then say of each what the
+    interrupted run said (unless the key or the read model changed in between).
+    """
+    if scope is None:
+        return build
+
+    def checked(line: Line) -> rows.Outcome:
+        outcome = build(line)
+        return outcome if isinstance(outcome, list) else scope.check(line.number, outcome)
+
+    return checked
 
 
 def _csv_line(line: Line, columns: headers.Columns, defaults: Defaults) -> rows.Outcome:

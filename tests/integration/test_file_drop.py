@@ -234,13 +234,16 @@ def test_a_crash_mid_file_then_a_restart_produces_every_good_row_once(
     assert len(read_topic(topics, catalog.ENROLMENTS)) == len(ids)
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
+def cli_env(settings: Settings, *, dev_key: bool = True) -> dict[str, str]:
+    """The command's environment; ``dev_key``: a dev stack's, which lets in the files of no
+    partner's inbox (tests/integration/test_file_drop_scopes.py binds them to keys)."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("PASSPORT_HUB_") and key != "KAFKA_BOOTSTRAP_SERVERS"}
     return env | {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
                   "PASSPORT_HUB_TOPIC_PREFIX": settings.topic_prefix,
                   "PASSPORT_HUB_DATA_DIR": str(settings.data_dir),
-                  "PASSPORT_HUB_LOG_FORMAT": "json"}
+                  "PASSPORT_HUB_LOG_FORMAT": "json"} | (
+                      {"PASSPORT_HUB_DEV_API_KEY": "file-drop-dev-key"} if dev_key else {})
 
 
 def test_the_ingest_command(topics: Settings, tmp_path: Path) -> None:

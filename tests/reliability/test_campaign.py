@@ -51,6 +51,11 @@ def test_the_bounded_campaign_kills_every_component_and_finds_nothing_lost(
                         text, re.MULTILINE)
     assert len(checks) >= 15
     assert all(int(compared) > 0 for _, _, compared, _ in checks), checks
+    # The trainers' files went through their key's inbox (inbox/<key id>/): a row the file
+    # drop refused would fail "no valid event refused"; here, rows went that way at all.
+    by_file = re.search(r"^\| by dropped file \| (\d+) \| (\d+) \|$", text, re.MULTILINE)
+    assert by_file is not None, text
+    assert int(by_file.group(1)) == int(by_file.group(2)) > 0
     # No key, secret or contact value in any log line, metric or dead-letter header; and
     # the scan looked for every kind of them, in every process's logs and metrics.
     leaks = dict(re.findall(r"^\| ([a-zA-Z -]+) \| (\d+ \| \d+ \| \d+ \| \d+) \|$",

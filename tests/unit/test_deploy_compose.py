@@ -46,6 +46,9 @@ DCLINT_CONFIG = COMPOSE_DIR / ".dclintrc.yaml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 BROKERS = 3
 MIN_INSYNC_REPLICAS = 2
+#: The components that read the API's keys file: the API, and the file drop, which binds
+#: each partner's inbox to its key. Without it, either exits 2 at start.
+KEYED = ("api", "file_drop")
 Doc = dict[str, Any]
 
 
@@ -294,6 +297,34 @@ def hub_problems(doc: Doc) -> list[str]:
     return problems
 
 
+def secret_mounts(service: Doc) -> dict[str, str]:
+    """Where a service sees each of its secrets: its path in the container, by secret."""
+    mounts = {}
+    for secret in service.get("secrets") or []:
+        source = secret if isinstance(secret, str) else secret["source"]
+        target = source if isinstance(secret, str) else secret.get("target", source)
+        mounts[source] = target if target.startswith("/") else f"/run/secrets/{target}"
+    return mounts
+
+
+def keys_file_problems(doc: Doc) -> list[str]:
+    """The API and the file drop read one keys file, a secret mounted where they look."""
+    problems, read = [], set()
+    for name, component in hub_services(doc).items():
+        if component not in KEYED:
+            continue
+        service = services(doc)[name]
+        path = environment(service).get("PASSPORT_HUB_API_KEYS_FILE")
+        sources = [s for s, target in secret_mounts(service).items() if target == path]
+        if not sources:
+            problems.append(f"{name}: PASSPORT_HUB_API_KEYS_FILE {path} is no secret "
+                            "mounted in it")
+        read.update(sources)
+    if len(read) > 1:
+        problems.append(f"the keyed services read different keys files: {sorted(read)}")
+    return problems
+
+
 def scrape_targets(config: Doc) -> dict[str, str]:
     """The targets of the scrape job `passport-hub`, with their `component` labels."""
     jobs = [job for job in config.get("scrape_configs") or []
@@ -374,8 +405,8 @@ def all_problems(doc: Doc) -> list[str]:
     config_path = host_path(prometheus, "/etc/prometheus/prometheus.yml")
     config = load_yaml(config_path) if config_path and config_path.is_file() else {}
     return (build_problems(doc) + mount_problems(doc) + dependency_problems(doc)
-            + kafka_problems(doc) + hub_problems(doc) + prometheus_problems(doc, config)
-            + grafana_problems(doc))
+            + kafka_problems(doc) + hub_problems(doc) + keys_file_problems(doc)
+            + prometheus_problems(doc, config) + grafana_problems(doc))
 
 
 # -- the Compose Specification ---------------------------------------------------------
@@ -462,6 +493,8 @@ BREAKAGES = {
              {"test": ["CMD", "python", "-c", "http://127.0.0.1:9400/livez"]}),
         "routing: its healthcheck does not ask /readyz"),
     "a component left out": (_set("services/file-drop", None), "no service runs file_drop"),
+    "the file drop without the keys": (_set("services/file-drop/secrets", None),
+                                       "file-drop: PASSPORT_HUB_API_KEYS_FILE"),
     "a shared data volume": (_set("services/routing/volumes",
                                   ["passport-data:/var/lib/passport-hub"]),
                              "shares volume passport-data"),

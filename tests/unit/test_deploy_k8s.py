@@ -45,6 +45,9 @@ KUBERNETES_VERSIONS = ("1.30.0", None)
 SECRET = "passport-hub-secrets"  # noqa: S105
 #: The uid of the image's USER (Dockerfile).
 HUB_UID = 10001
+#: The components that read the API's keys file: the API, and the file drop, which binds
+#: each partner's inbox to its key. Without it, either exits 2 at start.
+KEYED = ("api", "file_drop")
 #: Components whose local state is kept on a volume per pod (the manifests say why).
 STATEFUL = {"passport", "crm_webhook"}
 #: Components whose input has one partition (so one active instance, and a standby),
@@ -174,6 +177,27 @@ def container_problems(component: str, workload: Manifest,
     return problems
 
 
+def keys_file_problems(component: str, workload: Manifest) -> list[str]:
+    """A keyed component's PASSPORT_HUB_API_KEYS_FILE is a file of a Secret mounted as a
+    folder (a subPath mount never sees the Secret change: a revoked key would still bind)."""
+    if component not in KEYED:
+        return []
+    container = hub_container(workload)
+    path = next((v.get("value") for v in container.get("env", [])
+                 if v["name"] == "PASSPORT_HUB_API_KEYS_FILE"), None)
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"], {}).get("secret")
+        folder = mount["mountPath"].rstrip("/") + "/"
+        if secret is None or "subPath" in mount or not str(path).startswith(folder):
+            continue
+        items = secret.get("items")
+        if items is None or any(item["path"] == str(path)[len(folder):] for item in items):
+            return []
+    return [f"{component}: PASSPORT_HUB_API_KEYS_FILE {path} is no file of a Secret "
+            "mounted as a folder"]
+
+
 def shape_problems(component: str, workload: Manifest) -> list[str]:
     """StatefulSet or Deployment, and how many, as the component's state and inputs want."""
     spec = workload["spec"]
@@ -250,6 +274,7 @@ def all_problems(manifests: list[Manifest]) -> list[str]:
             problems += probe_problems(component, workload)
             problems += container_problems(component, workload, manifests)
             problems += shape_problems(component, workload)
+            problems += keys_file_problems(component, workload)
     return problems + selection_problems(manifests) + secret_problems(manifests)
 
 
@@ -386,6 +411,15 @@ BREAKAGES: dict[str, tuple[Callable[[list[Manifest]], None], str]] = {
             name="webhook")),
         "crm_webhook: reads webhook/webhook-secret-key"),
     "a component left out": (_drop_kind("Deployment", "file-drop"), "no workload runs file_drop"),
+    "the file drop without the keys": (
+        _container("file_drop", lambda c: c.update(volumeMounts=[
+            m for m in c["volumeMounts"] if m["name"] != "api-keys"])),
+        "file_drop: PASSPORT_HUB_API_KEYS_FILE /etc/passport-hub/keys/api-keys.json is no file"),
+    "the keys file as a subPath": (
+        _container("api", lambda c: next(m for m in c["volumeMounts"]
+                                         if m["name"] == "api-keys").update(
+            mountPath="/etc/passport-hub/keys/api-keys.json", subPath="api-keys.json")),
+        "api: PASSPORT_HUB_API_KEYS_FILE"),
 }
 
 
