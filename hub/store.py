@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,6 +125,10 @@ class Txn:
         """Forget the state and the input positions of one partition number."""
         self._conn.execute("DELETE FROM state WHERE partition = ?", (partition,))
         self._conn.execute("DELETE FROM positions WHERE partition = ?", (partition,))
+
+    def drop_outbox(self) -> None:
+        """Forget every record the relay has not had acknowledged."""
+        self._conn.execute("DELETE FROM outbox")
 
     def delete(self, ns: str, key: str) -> None:
         self._conn.execute("DELETE FROM state WHERE ns = ? AND key = ?", (ns, key))
@@ -445,6 +450,16 @@ class Store:
         """Forget the state and positions of one input partition (it moved elsewhere)."""
         with self.transaction() as txn:
             txn.drop_partition(partition)
+
+    def forget_unpublished(self, partitions: Iterable[int]) -> None:
+        """Forget the outbox, and the state and positions of ``partitions``, in one
+        transaction: what this instance applied but may no longer publish (its relay was
+        fenced: hub.relay). The partitions' next owner, this one included, restores them."""
+        with self.transaction() as txn:
+            for partition in partitions:
+                txn.drop_partition(partition)
+            txn.drop_outbox()
+        self._unsent.forget(sys.maxsize)
 
     def close(self) -> None:
         self._conn.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub import kafka
-from hub.broker import EmbeddedBroker
+from hub.broker import EmbeddedBroker, without_transactions
 from hub.config import Settings
 
 
@@ -27,7 +27,7 @@ def broker_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield configured
         return
     log = tmp_path_factory.mktemp("broker") / "broker.log"
-    with EmbeddedBroker(log_path=log) as broker:
+    with without_transactions(), EmbeddedBroker(log_path=log) as broker:
         yield broker.bootstrap
 
 

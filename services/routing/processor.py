@@ -22,6 +22,7 @@ batch that raises counts nothing.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -183,6 +184,11 @@ class RoutingProcessor:
     def _loaded(self, state: Txn) -> Router:
         """The router over the stored state, read again if a restore rewrote it."""
         epoch = state.get(META_NS, EPOCH)
+        if epoch is None:
+            # A store no restore wrote yet gets an epoch of its own: forgotten (hub.processor,
+            # a fenced relay), it has none again, and the router is not trusted from memory.
+            epoch = uuid.uuid4().hex
+            state.put(META_NS, EPOCH, epoch, partition=PARTITION)
         if self._router is None or epoch != self._epoch:
             loaded = RouterState()
             loaded.load([records.lead_of_json(v) for _, v in state.items(LEADS_NS)],

@@ -90,11 +90,19 @@ class Outputs:
         self.reader.start()
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.lead_event_ids: dict[str, set[str]] = defaultdict(set)
+        self.regressions: list[str] = []
+        """Businesses whose snapshot lost events the one before it had: a reader saw their
+        passport go back (a stale snapshot published after a newer one)."""
 
     def poll(self) -> None:
         for inbound in self.reader.poll(timeout_ms=200):
             if inbound.topic == catalog.PASSPORTS:
-                self.snapshots[inbound.datum["siren"]] = inbound.datum
+                siren, datum = inbound.datum["siren"], inbound.datum
+                before = self.snapshots.get(siren)
+                if before is not None and not (set(before["applied_event_ids"])
+                                               <= set(datum["applied_event_ids"])):
+                    self.regressions.append(siren)
+                self.snapshots[siren] = datum
             else:
                 self.lead_event_ids[inbound.datum["lead_id"]].add(inbound.datum["event_id"])
 

@@ -266,13 +266,16 @@ def test_a_restore_that_never_ends_holds_only_its_partition_and_is_let_go_on_clo
     with Store(store_path(topics, "counting")) as store:
         loop = _loop(topics, store, CountingProcessor(), restorer)
         _run_until(loop, reader, 2, seen)
-        for _ in range(10):  # the held partition's record never comes through
+        for _ in range(30):  # the held partition's record never comes through
+            if sum(task.steps for task in restorer.tasks) >= 10:
+                break
             loop.run_once(timeout_ms=100)
             seen.extend(reader.poll(timeout_ms=50))
         loop.close()
     reader.close()
     assert sorted(r.datum["siren"] for r in seen) == sorted(SIRENS[1:])
-    task = restorer.tasks[-1]
-    assert task.steps >= 10
-    assert task.abandoned
+    # A join that raced the topic's metadata is followed by a second one (kafka-python),
+    # which abandons the first task and begins another: the steps add up across them.
+    assert sum(task.steps for task in restorer.tasks) >= 10
+    assert all(task.abandoned for task in restorer.tasks)
 

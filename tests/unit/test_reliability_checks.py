@@ -139,8 +139,8 @@ def test_an_acknowledged_event_missing_from_its_topic_is_lost(
 def test_a_passport_without_its_modules_is_lost_and_an_unearned_one_let_through(
         clean: tuple[Plan, Expected, Observed]) -> None:
     observed = clean[2]
-    observed.passports[A] = {**(observed.passports[A] or {}), "modules_completed": list(MODULES[:2]),
-                             "passport_issued_at": None}
+    observed.passports[A] = {**(observed.passports[A] or {}),
+                             "modules_completed": list(MODULES[:2]), "passport_issued_at": None}
     observed.passports[B] = {**(observed.passports[B] or {}),
                              "passport_issued_at": NOW.isoformat(timespec="milliseconds")}
     verdict = _verdict(clean)

@@ -61,6 +61,26 @@ def test_drop_partition_forgets_only_that_partition(tmp_path: Path) -> None:
             assert (txn.get("ns", "a"), txn.get("ns", "b")) == (None, 2)
 
 
+def test_forget_unpublished_drops_the_outbox_and_the_partitions_named_at_once(
+        tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.transaction() as txn:
+            txn.put("ns", "a", 1, partition=0)
+            txn.put("ns", "b", 2, partition=1)
+            txn.put("meta", "id", "kept", partition=-1)  # no input partition's
+            txn.set_position("t", 0, 5)
+            txn.set_position("t", 1, 7)
+            txn.emit("out", None, b"x")
+        assert store.pending()  # held in memory too
+        store.forget_unpublished([0, 1])
+        assert (store.pending(), store.pending_count(), store.positions()) == ([], 0, {})
+        with store.transaction() as txn:
+            assert (txn.get("ns", "a"), txn.get("ns", "b"), txn.get("meta", "id")) == (
+                None, None, "kept")
+    with Store(tmp_path / "s.sqlite") as reopened:
+        assert reopened.pending() == []
+
+
 def test_pending_after_a_seq_skips_what_is_in_flight(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         with store.transaction() as txn:
