@@ -94,9 +94,18 @@ def _freeze(service: Service, seconds: float) -> None:
         service.process.send_signal(signal.SIGCONT)
 
 
+#: Fencing is opt-in (hub.config.Settings.transactions): these tests turn it on.
+FENCED = {"PASSPORT_HUB_TRANSACTIONS": "true"}
+
+
+@pytest.fixture
+def fenced_topics(topics: Settings) -> Settings:
+    return topics.model_copy(update={"transactions": True})
+
+
 def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale_remains(
-        topics: Settings, tmp_path: Path) -> None:
-    assert topics.transactional, "this test is for a broker that honours transactions"
+        fenced_topics: Settings, tmp_path: Path) -> None:
+    topics = fenced_topics
     sent, intent = _traffic_and_intent(businesses=BUSINESSES, seed=17)
     expected, leads = _expected(sent)
     steady, bursts = sent[:1000], sent[1000:]
@@ -105,11 +114,11 @@ def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale
     group = f"{topics.group_prefix}-zombie"
     freeze_s = topics.session_timeout_ms / 1000 * 2.5
     with services() as running:
-        zombie = Service(topics, tmp_path / "zombie", group)
+        zombie = Service(topics, tmp_path / "zombie", group, env=FENCED)
         running.append(zombie)
         assert zombie.assigned.wait(60), "".join(zombie.lines[-20:])
         feeder = _feed(topics, steady, seconds=10)
-        other = Service(topics, tmp_path / "other", group)
+        other = Service(topics, tmp_path / "other", group, env=FENCED)
         running.append(other)
         assert other.assigned.wait(90), "".join(other.lines[-20:])
         chunks = [bursts[i:i + per_round] for i in range(0, len(bursts), per_round)]
@@ -144,10 +153,11 @@ def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale
 
 
 def test_a_relay_under_a_stale_generation_is_fenced_and_nothing_of_it_is_read(
-        topics: Settings, tmp_path: Path) -> None:
+        fenced_topics: Settings, tmp_path: Path) -> None:
     """The fence itself, in one process: a transaction whose positions carry the group's
     previous generation is refused (``Fenced``), leaves its records in the outbox, and a
     reader who reads committed never sees them; under the current one, they are read once."""
+    topics = fenced_topics
     topic = topics.topic(catalog.PASSPORTS)
     member = kafka.consumer(topics, group=topics.group("fence"))
     member.subscribe([topic])
