@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     """Relay the outbox of a service that restores from its own topics (passport,
     routing) inside broker transactions fenced by the consumer group (KIP-447), and read
     committed: an instance that lost its partitions without knowing it cannot publish
-    after their new owner (docs/architecture.md, Zombie fencing). Opt-in (unset: off) until
-    kafka-python's transactional sender survives a broker kill (it can hang there: see
-    there); never on the embedded broker, which takes transactions but fences nothing."""
+    after their new owner (docs/architecture.md, Zombie fencing). On unless false; the
+    stack turns it off for the embedded broker, which takes transactions but fences
+    nothing."""
     poll_max_records: int = Field(default=1000, ge=1)
     batch_max_records: int = Field(default=10_000, ge=1)
     """Most records a processor applies in one batch (one store transaction). Large
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     @property
     def transactional(self) -> bool:
         """Whether relays that restore from their topics use broker transactions."""
-        return self.transactions is True
+        return self.transactions is not False
 
     @property
     def bootstrap(self) -> str:

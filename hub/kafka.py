@@ -16,106 +16,16 @@ from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.consumer.fetcher import Fetcher
-from kafka.coordinator.base import BaseCoordinator
-from kafka.coordinator.consumer import ConsumerCoordinator
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
+import hub.kafka_fixes  # noqa: F401  - patches kafka-python's bugs on import
 from hub import logs
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from schemas.catalog import CATALOG, Topic
 
 _T = TypeVar("_T")
-
-
-def _keep_finished_joins() -> None:
-    """Work around a kafka-python 3.0.12 race that can keep a consumer out of its group.
-
-    ``BaseCoordinator.join_group_async`` runs JoinGroup then SyncGroup as one task
-    and, when a ``poll`` gives up waiting, re-awaits the task at the next poll.
-    But the task keeps running on the client's IO thread between polls; if it
-    finishes there, the next poll sees a *done* task, throws its assignment away
-    and starts another JoinGroup. On a broker whose joins take a fixed time (the
-    embedded one: 3 s) a caller with a steady poll rhythm can lose every round:
-    joins of 60 s and more, or never, were measured (CI, and
-    ``tests/integration/test_group_join.py``). Here a task that finished with an
-    assignment is handed back as a fresh, pending task that yields the same
-    result, so the library's own success path consumes it; and a round under way
-    counts as a rejoin needed until it is taken (below).
-    """
-    original = BaseCoordinator.join_group_async
-    if getattr(original, "_keeps_finished_joins", False):
-        return
-
-    async def join_group_async(self: Any, timeout_ms: int | None = None) -> Any:
-        task = self._join_task
-        if task is not None and task.is_done and task.exception is None \
-                and self._generation.protocol is None:
-            # The generation that round joined was reset since (a heartbeat found it
-            # stale): its assignment is void, and replayed it crashed the join ("invalid
-            # assignment protocol: None"; seen after a member died, with
-            # tests/integration/test_passport_crash.py). A fresh round starts instead.
-            self._join_task = None
-        elif task is not None and task.is_done and task.exception is None:
-            assignment = task.value
-
-            async def replay() -> Any:
-                return assignment
-
-            self._join_task = self._manager.call_soon(replay)
-        return await original(self, timeout_ms)
-
-    join_group_async._keeps_finished_joins = True  # type: ignore[attr-defined]
-    BaseCoordinator.join_group_async = join_group_async
-
-    # A round started by a metadata change (ConsumerCoordinator.need_rejoin compares
-    # the assigned and the current partitions) clears its own cause as the leader
-    # assigns, half-way. If the round finishes between polls, need_rejoin() is False
-    # at the next one, join_group_async is not even called, and the round's
-    # assignment is never taken: no partitions, for good (seen on Apache Kafka with
-    # polls of timeout 0; tests/integration/test_processor_loop.py). A round under
-    # way, or finished and not taken yet, is a rejoin still needed.
-    need_rejoin = ConsumerCoordinator.need_rejoin
-
-    def needs_rejoin(self: Any) -> bool:
-        return self._join_task is not None or bool(need_rejoin(self))
-
-    ConsumerCoordinator.need_rejoin = needs_rejoin
-
-
-_keep_finished_joins()
-
-
-def _resume_parked_records() -> None:
-    """Work around a kafka-python 3.0.12 bug that starves a resumed partition for good.
-
-    When ``poll`` meets fetched records of a paused partition it parks them, and
-    gives them back once the partition is resumed, but only if no other
-    partition's records are in hand (``_next_partition_records is None``). Once
-    drained, those are an *exhausted* object, falsy but never reset to None: the
-    parked records stay parked, and the partition, still counted as having data
-    buffered, is never fetched again. Found by ``hub.align``'s pauses on Apache
-    Kafka (a catch-up that stopped for good half-way); held by
-    ``tests/integration/test_pause_resume.py``. Resetting an exhausted slot to
-    None changes nothing else: every other reader of it tests its truth value.
-    """
-    original = Fetcher.fetched_records
-    if getattr(original, "_resumes_parked", False):
-        return
-
-    def fetched_records(self: Any, max_records: int | None = None,
-                        update_offsets: bool = True) -> Any:
-        if self._next_partition_records is not None and not self._next_partition_records:
-            self._next_partition_records = None
-        return original(self, max_records, update_offsets)
-
-    fetched_records._resumes_parked = True  # type: ignore[attr-defined]
-    Fetcher.fetched_records = fetched_records
-
-
-_resume_parked_records()
 
 
 class KeyHashPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-python is untyped
@@ -229,6 +139,20 @@ def await_partitions(consumer: KafkaConsumer, topics: Iterable[str],
             time.sleep(0.1)
         found[topic] = set(ids)
     return found
+
+
+def transaction_step(producer: KafkaProducer, step: Callable[[Any], Any], *, what: str,
+                     timeout_s: float) -> None:
+    """One step of a producer's transaction (``step`` gets its transaction manager:
+    ``lambda tm: tm.begin_commit()``), as ``KafkaProducer.commit_transaction`` and its
+    siblings run it, but waiting ``timeout_s`` at most: they wait forever, and a
+    request the sender lost (``hub.kafka_fixes``) then hangs the caller for good,
+    deaf to SIGTERM. Raises the step's own error, or KafkaTimeoutError."""
+    result = step(producer._transaction_manager)  # no public API waits in bounds
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):
+        raise KafkaTimeoutError(f"{what}: the transaction coordinator did not answer "
+                                f"in {timeout_s:g} s")
 
 
 def admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:

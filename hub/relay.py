@@ -164,8 +164,12 @@ class OutboxRelay:
             producer = self._client()
             producer.begin_transaction()
             self._send_pending(producer, wait=True)
-            producer.send_offsets_to_transaction(offsets, group)
-            producer.commit_transaction()
+            timeout_s = self.settings.produce_timeout_s
+            kafka.transaction_step(
+                producer, lambda tm: tm.send_offsets_to_transaction(offsets, group),
+                what="sending the input positions", timeout_s=timeout_s)
+            kafka.transaction_step(producer, lambda tm: tm.begin_commit(),
+                                   what="committing", timeout_s=timeout_s)
         except _FENCED as exc:
             self.log.warning("outbox.fenced", error=type(exc).__name__,
                              in_flight=len(self._inflight))

@@ -94,7 +94,8 @@ def _freeze(service: Service, seconds: float) -> None:
         service.process.send_signal(signal.SIGCONT)
 
 
-#: Fencing is opt-in (hub.config.Settings.transactions): these tests turn it on.
+#: Fencing is on by default on Apache Kafka (hub.config.Settings.transactions); said here
+#: so that a run with it turned off in the environment still tests it.
 FENCED = {"PASSPORT_HUB_TRANSACTIONS": "true"}
 
 
