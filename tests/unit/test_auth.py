@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.api import keys
-from connectors.api.auth import DEV_KEY_ID, Caller, KeyRing, departement_of
+from connectors.api.auth import DEV_KEY_ID, Caller, KeyRing, caller_of, departement_of
 from connectors.api.problems import ProblemError
 from hub.errors import ConfigError
 from schemas.models import EXAMPLES, EventModel, parse_event
@@ -136,12 +136,6 @@ def test_the_cli_prints_the_token_once_and_stores_only_its_hash(
 
 # -- tenants: départements, organisations, resellers; expiry ---------------------------------
 
-def _caller(key: keys.ApiKey) -> Caller:
-    """A key's caller as the ring builds it, without a file."""
-    return Caller(key.key_id, key.partner, frozenset(key.scopes), key.reseller_id,
-                  frozenset(key.departements) or None, key.trainer_org)
-
-
 def _event(event_type: str, **fields: object) -> EventModel:
     example = {k: v for k, v in EXAMPLES[event_type].items() if k != "siret"}
     return parse_event({**example, **fields})
@@ -233,7 +227,7 @@ def test_a_keys_file_from_before_the_binding_loads_unbound_with_a_warning(
 
 def test_a_delegation_writes_for_the_businesses_of_its_departements_only() -> None:
     _t, key = keys.mint("cefac-78", "delegation", departements=["78"])
-    caller = _caller(key)
+    caller = caller_of(key)
     assert caller.refusal(_event("business_enrolled", siren="732829320"), _known) is None
     # Another département's enrolment, and the move of another's business into its own.
     assert "département 95" in str(caller.refusal(
@@ -252,7 +246,7 @@ def test_a_delegation_writes_for_the_businesses_of_its_departements_only() -> No
 
 def test_a_trainer_reports_under_its_own_organisation_only() -> None:
     _t, key = keys.mint("google", "trainer", trainer_org="Google")
-    caller = _caller(key)
+    caller = caller_of(key)
     for kind in ("module_completed", "training_session_attended", "training_feedback"):
         assert caller.refusal(_event(kind, trainer_org="Google"), _known) is None
         assert caller.refusal(_event(kind, trainer_org=None), _known) is None  # names none
