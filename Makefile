@@ -38,8 +38,10 @@ $(BENCH_STAMP): $(STAMP)
 
 .PHONY: reliability
 ## The crash campaign: every component SIGKILLed in turn during a realistic flow, checked
-## against an oracle and a crash-free run; report in docs/reliability.md (make test-kafka
-## runs the bounded one). RELIABILITY_ARGS=--long: 8 plans x 26 kills (208), then a 30-min soak.
+## against an oracle and a crash-free run, then the campaigns that are test suites (hostile
+## input, auth matrix, poison, erasure, full store, broker faults, zombies); report in
+## docs/reliability.md (make test-kafka runs the bounded crash campaign).
+## RELIABILITY_ARGS=--long: 8 plans x 26 kills (208), then a 30-min soak; --no-suites.
 reliability: $(STAMP)
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from reliability import campaign, soak
+from reliability import campaign, soak, suites
 from reliability.leaks import Findings
 from reliability.report import Campaign, Report, markdown, renderable
 
@@ -48,6 +48,9 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
                         help="minutes per line of the soak's table")
     parser.add_argument("--kill-every", type=float, default=soak.KILL_EVERY_S,
                         help="seconds between two kills of the soak")
+    parser.add_argument("--no-suites", action="store_true",
+                        help="skip the campaigns that are test suites (hostile input, auth "
+                             "matrix, poison, erasure, full store, broker faults, zombies)")
     parser.add_argument("--report", type=Path, default=Path("docs/reliability.md"),
                         help="where the Markdown report goes (default docs/reliability.md)")
     parser.add_argument("--no-report", action="store_true", help="print only")
@@ -86,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:
         console.print(f"[red]the campaign could not run: {exc}[/red]")
         return 2
+    ran_suites = () if args.no_suites else tuple(suites.run(say))
     campaigns = [Campaign("crash", campaign.TRIED, sum(outcome.kills.values()), outcome.crash),
                  Campaign("crash-free reference", "the same plans, no kill", 0,
                           outcome.reference)] if settings.rounds else []
@@ -102,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         campaigns=tuple(campaigns), kills=outcome.kills, kills_up=outcome.kills_up,
         reference=outcome.reference, soak=tuple(soaked.rows) if soaked else (),
         notes=tuple(outcome.notes[:20]), runs=tuple(outcome.runs),
-        leaks=findings if campaigns else None)
+        leaks=findings if campaigns else None, suites=ran_suites)
     console.print(renderable(report))
     if not args.no_report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

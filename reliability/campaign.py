@@ -83,8 +83,11 @@ no SLA expires within a run: deadlines under crashes are the failover test's
 of midnight in Paris may see a reseller's absence begin or end between them: its decisions
 would then differ for a reason that is not a crash (run it again).
 
-Not covered here (issue 13's other parts): paused processes (zombies), broker faults, full
-or read-only disks, hostile input."""
+The other campaigns are test suites (`reliability/suites.py`): hostile input (schemathesis,
+hypothesis, mutated files), the auth matrix, poison records, erasure, a full or read-only
+store, broker faults on a three-broker Apache Kafka and zombie fencing (which needs Apache
+Kafka: `KAFKA_BOOTSTRAP_SERVERS`). They run after the crash campaign, each under pytest
+with a plugin (`reliability/tally.py`) that counts the inputs each test tried."""
 
 
 @dataclass(frozen=True, slots=True)

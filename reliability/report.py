@@ -49,16 +49,18 @@ class Report:
     """Per plan played: seed, leads expected, the wall seconds of both runs, the kills."""
     leaks: Findings | None = None
     """The leak scans of every run, summed (None: no run, nothing scanned)."""
+    suites: tuple[Campaign, ...] = ()
+    """The campaigns run as test suites (``reliability.suites``), after the crash campaign."""
 
     @property
     def ok(self) -> bool:
-        return all(c.verdict.ok for c in self.campaigns) and (
+        return all(c.verdict.ok for c in (*self.campaigns, *self.suites)) and (
             self.leaks is None or self.leaks.ok)
 
 
 def _summary_rows(report: Report) -> list[list[str]]:
     return [[c.name, c.tried, str(c.times), *(str(c.verdict.total(k)) for k in KINDS)]
-            for c in report.campaigns]
+            for c in (*report.campaigns, *report.suites)]
 
 
 _SUMMARY = ["campaign", "what was tried", "times", *KINDS]
@@ -78,7 +80,8 @@ def _figure_rows(report: Report, verdict: Verdict) -> list[list[str]]:
 def _failure_rows(report: Report) -> list[list[str]]:
     """Every failing check of every campaign, with the failures it names."""
     return [[c.name, check.name, check.kind, str(check.failures), "; ".join(check.examples)]
-            for c in report.campaigns for check in c.verdict.checks if check.failures]
+            for c in (*report.campaigns, *report.suites) for check in c.verdict.checks
+            if check.failures]
 
 
 _FAILURES = ["campaign", "check", "kind", "failures", "first failures"]
@@ -120,6 +123,14 @@ def _leak_lines(findings: Findings) -> list[str]:
     return out
 
 
+def _suite_rows(report: Report) -> list[list[str]]:
+    return [[c.name, check.name, check.kind, str(check.compared), str(check.failures),
+             "; ".join(check.examples)] for c in report.suites for check in c.verdict.checks]
+
+
+_SUITES = ["campaign", "tests", "a failure is", "inputs", "failures", "first failures"]
+
+
 def _main(report: Report) -> Verdict | None:
     """The verdict whose checks and figures are detailed: the crash campaign's."""
     return report.campaigns[0].verdict if report.campaigns else None
@@ -154,6 +165,8 @@ def renderable(report: Report) -> RenderableType:
                                        "first failure"], _check_rows(verdict)))
         parts.append(_table("Figures", ["figure", "with kills", "crash-free"],
                             _figure_rows(report, verdict)))
+    if report.suites:
+        parts.append(_table("Suites", _SUITES, _suite_rows(report)))
     if report.leaks is not None:
         parts.append(Group(_table("Leaks (must be 0)", _LEAKS, _leak_rows(report.leaks)),
                            *_leak_lines(report.leaks)))
@@ -182,7 +195,7 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def markdown(report: Report, method: str) -> str:
     """docs/reliability.md: how the figures were made, then the figures of this run."""
     verdict = _main(report)
-    out = ["# Reliability: the crash campaign's figures", "",
+    out = ["# Reliability: the campaigns' figures", "",
            "Written by `make reliability` (the `reliability` package); do not edit by hand.",
            "", f"Last run: `{report.command}`, {report.date}, on {report.broker}; "
            f"{report.wall_s:.0f} s wall. Verdict: "
@@ -203,6 +216,11 @@ def markdown(report: Report, method: str) -> str:
                 "own event id is dropped by every reader; a webhook may be delivered twice under "
                 "its one id (the CRM drops the second).", "",
                 _md(["figure", "with kills", "crash-free"], _figure_rows(report, verdict)), ""]
+    if report.suites:
+        out += ["## Suites", "", "The campaigns that are test suites, run by pytest in this "
+                "run (`reliability/suites.py` names their files). An input is a test, a "
+                "hypothesis example or a cell the test counts (the auth matrix's); a failing "
+                "test counts all its inputs.", "", _md(_SUITES, _suite_rows(report)), ""]
     if report.leaks is not None:
         out += ["## Leaks", "", "Every API key, webhook signing secret, the hub's sealing key "
                 "and every contact e-mail, phone and name the campaign handed the hub, looked "

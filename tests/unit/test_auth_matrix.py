@@ -26,7 +26,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -538,8 +538,10 @@ def test_every_route_has_its_rule(harness: Harness) -> None:
 
 
 def test_the_matrix_answers_as_the_policy_says_and_crosses_no_tenant(
-        harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+        harness: Harness, capsys: pytest.CaptureFixture[str],
+        record_property: Callable[[str, object], None]) -> None:
     tally = asyncio.run(run(harness))
+    record_property("cases", tally.cells)  # the reliability report's count (reliability/tally.py)
     with capsys.disabled():
         routed = len(harness.only) if harness.only is not None else len(routes(harness.app))
         print(f"\nauth matrix: {tally.cells} cells ({len(ROLES)} roles x "
