@@ -15,8 +15,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from hub import kafka, logs, probes
-from hub import store as store_module
+from hub import kafka, logs, probes, sqlite
 from hub.config import Settings
 from hub.errors import StoreUnwritable
 from hub.grouplag import BrokerWatch
@@ -120,7 +119,7 @@ def run_processor(build: Callable[[Settings], Wiring], *, settings: Settings | N
     settings = settings or Settings()
     # Before build: loggers bound while building must already render as configured.
     logs.configure(fmt=settings.log_format, level=settings.log_level)
-    store_module.set_size_cap(settings.store_max_mb)
+    sqlite.set_size_cap(settings.store_max_mb)
     health = StoreHealth()
     try:
         _run(build, settings=settings, instance=instance, health=health)

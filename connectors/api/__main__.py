@@ -23,8 +23,7 @@ from connectors.api.programme import ProgrammeCollector
 from connectors.api.readside import ModelReadSide
 from connectors.crm_webhook.secrets import Sealer
 from connectors.publish import Publisher
-from hub import kafka, logs
-from hub import store as store_module
+from hub import kafka, logs, sqlite
 from hub.config import Settings
 from hub.errors import HubError, StoreUnwritable
 from hub.processor import store_path
@@ -35,7 +34,7 @@ from services.readmodel import ReadModel
 def main() -> int:
     settings = Settings()
     logs.configure(fmt=settings.log_format, level=settings.log_level, component="api")
-    store_module.set_size_cap(settings.store_max_mb)
+    sqlite.set_size_cap(settings.store_max_mb)
     log = logs.get()
     dev_key = settings.dev_api_key.get_secret_value() if settings.dev_api_key else None
     try:

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from hub import logs
 from hub.errors import StoreError, StoreUnwritable
-from hub.store import connect, failure, rollback, unwritable
+from hub.sqlite import connect, failure, rollback, unwritable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted_log (

@@ -32,7 +32,7 @@ from hub import deadletter, kafka, logs
 from hub.config import Settings
 from hub.contract import Rejected
 from hub.errors import BrokerUnavailable
-from hub.store import connect
+from hub.sqlite import connect
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.errors import ContractError

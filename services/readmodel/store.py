@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from hub.contract import Inbound, Rejected
-from hub.store import connect
+from hub.sqlite import connect
 from schemas.webhooks import lead_events, without_contact
 from services.readmodel import aggregates, checks, feed, views
 

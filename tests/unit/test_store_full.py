@@ -19,10 +19,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from connectors.api.idempotency import Accepted, AcceptedStore
-from hub import store as store_module
+from hub import sqlite
 from hub.errors import StoreError, StoreUnwritable
 from hub.service import StoreHealth
-from hub.store import Store, connect, unwritable
+from hub.sqlite import connect, unwritable
+from hub.store import Store
 
 # -- genuine SQLite errors ---------------------------------------------------------------------
 
@@ -186,12 +187,12 @@ def test_the_process_cap_applies_to_every_file_opened_after_it(tmp_path: Path) -
         return int(conn.execute("PRAGMA max_page_count").fetchone()[0])
 
     uncapped = connect(tmp_path / "a.sqlite", durable=True)
-    store_module.set_size_cap(2)
+    sqlite.set_size_cap(2)
     try:
         capped = connect(tmp_path / "b.sqlite", durable=True)
         own = connect(tmp_path / "c.sqlite", durable=True, max_mb=0)
     finally:
-        store_module.set_size_cap(0)
+        sqlite.set_size_cap(0)
     assert max_pages(capped) == 2 * 1024 * 1024 // 4096
     assert max_pages(own) == max_pages(uncapped) > 1_000_000
     for conn in (uncapped, capped, own):
@@ -245,11 +246,11 @@ def accepted_at_cap(path: Path) -> AcceptedStore:
         while True:
             conn.execute("INSERT INTO filler VALUES (?)", (b"f" * 3000,))
     conn.close()
-    store_module.set_size_cap(1)
+    sqlite.set_size_cap(1)
     try:
         return AcceptedStore(path, retention_s=3600)
     finally:
-        store_module.set_size_cap(0)
+        sqlite.set_size_cap(0)
 
 
 @pytest.fixture(name="accepted_at_cap")
