@@ -20,9 +20,9 @@ from pathlib import Path
 
 from hub.broker import EmbeddedBroker, without_transactions
 from reliability import chaos, checks, oracle, plan
-from reliability.checks import Check, Verdict
 from reliability.leaks import Findings
 from reliability.run import Run, Target
+from reliability.verdict import EXAMPLES, Check, Verdict
 
 TRIED = ("SIGKILL in turn of api (and its read model), passport, routing active and standby, "
          "crm_webhook and file_drop, during the flow; each restarted")
@@ -208,7 +208,7 @@ def merge(verdicts: list[Verdict]) -> Verdict:
             into = merged.setdefault(check.name, Check(check.name, check.kind))
             into.compared += check.compared
             into.failures += check.failures
-            into.examples += check.examples[:max(0, checks.EXAMPLES - len(into.examples))]
+            into.examples += check.examples[:max(0, EXAMPLES - len(into.examples))]
         figures.update(verdict.figures)
     return Verdict(list(merged.values()), dict(figures))
 

@@ -14,8 +14,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from reliability import leaks
-from reliability.checks import KINDS, Verdict
 from reliability.leaks import Findings
+from reliability.verdict import KINDS, Verdict
 
 
 @dataclass(frozen=True, slots=True)

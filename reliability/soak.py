@@ -32,12 +32,12 @@ from connectors.synthetic.crm import decide
 from connectors.synthetic.generator import Synthetic
 from reliability import chaos, checks, oracle
 from reliability.campaign import Progress, broker, workspace
-from reliability.checks import Check, Verdict
 from reliability.flow import NATIONAL_QUEUE
 from reliability.leaks import Findings
 from reliability.plan import WEBHOOK_SHARE, Plan, Post
 from reliability.processes import Cluster
 from reliability.run import Live, Run, Target
+from reliability.verdict import Check, Verdict
 from schemas.models import BusinessEnrolled, EventModel, OfferRequested, ResellerProfile
 
 MINUTES = 30.0

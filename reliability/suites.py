@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reliability.checks import Check, Verdict
 from reliability.report import Campaign
 from reliability.tally import TALLY_ENV
+from reliability.verdict import Check, Verdict
 
 _ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ from reliability.leaks import Findings, Scanner, Secret, Text
 from reliability.oracle import Expected
 from reliability.plan import Plan, Post
 from reliability.results import Change, FeedItem, Observed, Received
+from reliability.verdict import KINDS, Check, Verdict
 from schemas.models import BusinessEnrolled, ModuleCompleted, OfferRequested, ResellerProfile
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -109,12 +110,12 @@ def _scan(log: str, unscanned: tuple[str, ...] = (), received: str = EMAIL) -> F
 
 
 def _verdict(case: tuple[Plan, Expected, Observed],
-             reference: Observed | None = None) -> checks.Verdict:
+             reference: Observed | None = None) -> Verdict:
     plan, expected, observed = case
     return checks.verify(plan, expected, observed, reference)
 
 
-def _failed(verdict: checks.Verdict) -> dict[str, int]:
+def _failed(verdict: Verdict) -> dict[str, int]:
     return {c.name: c.failures for c in verdict.checks if c.failures}
 
 
@@ -122,7 +123,7 @@ def test_a_clean_run_passes_every_check(clean: tuple[Plan, Expected, Observed]) 
     verdict = _verdict(clean, reference=clean[2])
     assert _failed(verdict) == {}
     assert verdict.ok
-    assert all(verdict.total(kind) == 0 for kind in checks.KINDS)
+    assert all(verdict.total(kind) == 0 for kind in KINDS)
     assert [c.name for c in verdict.checks if c.compared == 0] == []  # each looked at something
 
 
@@ -242,8 +243,8 @@ def test_a_run_that_decides_otherwise_than_the_reference_diverged(
 
 
 def test_merged_rounds_add_up() -> None:
-    one = checks.Verdict([checks.Check("c", "lost", 3, 1, ["x"])], {"leads": 2})
-    two = checks.Verdict([checks.Check("c", "lost", 4, 2, ["y", "z"])], {"leads": 5})
+    one = Verdict([Check("c", "lost", 3, 1, ["x"])], {"leads": 2})
+    two = Verdict([Check("c", "lost", 4, 2, ["y", "z"])], {"leads": 5})
     merged = merge([one, two])
     assert (merged.checks[0].compared, merged.checks[0].failures) == (7, 3)
     assert merged.checks[0].examples == ["x", "y", "z"]

@@ -8,9 +8,9 @@ from collections import Counter
 from rich.console import Console
 
 from reliability import report, soak
-from reliability.checks import Check, Verdict
 from reliability.leaks import Findings, Scanner, Secret, Text
 from reliability.report import Campaign, Report
+from reliability.verdict import Check, Verdict
 
 SECRET = "whsec_b2NjYXNpb25hbGx5IGEgc2VjcmV0"  # noqa: S105 - made up: what is looked for
 
