@@ -140,6 +140,9 @@ class ProcessorLoop:
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._rejoin = False
+        #: Per partition, where its last batch ended and where the consumer stood after it
+        #: (past the transaction markers that followed it): see ``_mirror_positions``.
+        self._batch_ends: dict[TopicPartition, tuple[int, int]] = {}
         """Fenced: leave the group and join anew before the next poll (``_forget``)."""
         self.fenced = 0
         """How many times the relay was fenced and this instance forgot what it held."""
@@ -414,9 +417,16 @@ class ProcessorLoop:
         if consumer is None:
             return None
         stored = self.store.positions()
-        offsets = {tp: OffsetAndMetadata(stored[(tp.topic, tp.partition)], "", -1)
+        offsets = {tp: OffsetAndMetadata(self._group_offset(tp, stored[(tp.topic, tp.partition)]),
+                                         "", -1)
                    for tp in consumer.assignment() if (tp.topic, tp.partition) in stored}
         return (offsets, consumer.group_metadata()) if offsets else None
+
+    def _group_offset(self, tp: TopicPartition, stored: int) -> int:
+        """The offset to commit to the group for a partition stored at ``stored``: past the
+        markers after its last batch when the store is where that batch ended."""
+        end, at = self._batch_ends.get(tp, (-1, stored))
+        return at if end == stored else stored
 
     def _forget(self, why: str) -> None:
         """Drop what this instance applied and did not publish, hold its inputs, and have
@@ -491,10 +501,21 @@ class ProcessorLoop:
         self.log.info("partitions.assigned", partitions=_names(assigned), fresh=_names(fresh))
 
     def _mirror_positions(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> int:
-        """Commit the positions to the group and report the lag; return the records behind."""
+        """Commit the positions to the group and report the lag; return the records behind.
+
+        The group gets the consumer's position, not the offset after the batch's last
+        record: on a topic written in transactions each commit leaves a marker after the
+        records, which a read-committed consumer steps over, and the broker counts as
+        lag. Mirrored from the last record, every partition of the hub's own output stayed
+        one behind for good, as monitoring and ``reliability``'s drain saw it.
+        """
         assert self._consumer is not None
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
-                   for tp, records in polled.items()}
+        offsets = {}
+        for tp, batch in polled.items():
+            after = batch[-1].offset + 1
+            at = max(after, self._consumer.position(tp) or after)
+            self._batch_ends[tp] = (after, at)
+            offsets[tp] = OffsetAndMetadata(at, "", -1)
         try:
             self._consumer.commit_async(offsets)
         except KafkaError as exc:  # only a mirror: the store holds the truth
