@@ -155,7 +155,20 @@ def run(settings: Settings, say: Callable[[str], None]) -> Outcome:
     if settings.rounds == 0:
         return Outcome(Verdict([]), Verdict([]))
     with workspace(settings.work_dir, "reliability-") as work:
-        return _rounds(settings, work, say)
+        outcome = _rounds(settings, work, say)
+        if settings.work_dir is None and not (outcome.crash.ok and outcome.reference.ok):
+            kept = _keep(work)
+            say(f"a check failed: the runs' stores and logs are kept in {kept}")
+            outcome.notes.append(f"the runs' stores and logs are kept in {kept}")
+        return outcome
+
+
+def _keep(work: Path) -> Path:
+    """A copy of a failed campaign's runs (a temporary workspace is removed at the end):
+    without its logs and stores, a failure seen once in 200 kills cannot be explained."""
+    kept = Path(tempfile.mkdtemp(prefix="reliability-failed-"))
+    shutil.copytree(work, kept, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+    return kept
 
 
 def _rounds(settings: Settings, work: Path, say: Callable[[str], None]) -> Outcome:

@@ -4,14 +4,17 @@ lose, double or let something through is caught (reliability/checks.py)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 
 from reliability import checks, oracle
-from reliability.campaign import merge
+from reliability.campaign import _keep, merge
+from reliability.lead_checks import OPEN
 from reliability.leaks import Findings, Scanner, Secret, Text
 from reliability.oracle import Expected
 from reliability.plan import Plan, Post
@@ -67,7 +70,7 @@ def change(version: int, kind: str, status: str, reseller: str | None = "r1", *,
                   f"{lead}-v{version}", lead_id=lead, version=version, change=kind,
                   status=status, reseller_id=reseller, previous_reseller_id=None, reason=None,
                   hops=1, siren=A, category="website-hosting", departement="35", region="53",
-                  duplicate_of=None, has_contact=status in checks.OPEN,
+                  duplicate_of=None, has_contact=status in OPEN,
                   decision=("departement", "35", "r1", (), ()))
 
 
@@ -249,3 +252,14 @@ def test_merged_rounds_add_up() -> None:
     assert (merged.checks[0].compared, merged.checks[0].failures) == (7, 3)
     assert merged.checks[0].examples == ["x", "y", "z"]
     assert merged.figures == {"leads": 7}
+
+
+def test_a_failed_campaign_s_runs_are_kept_whole(tmp_path: Path) -> None:
+    (tmp_path / "20261210-kills" / "logs").mkdir(parents=True)
+    (tmp_path / "20261210-kills" / "logs" / "passport.log").write_text("a line\n")
+    kept = _keep(tmp_path)
+    try:
+        assert kept != tmp_path
+        assert (kept / "20261210-kills" / "logs" / "passport.log").read_text() == "a line\n"
+    finally:
+        shutil.rmtree(kept)
