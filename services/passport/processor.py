@@ -220,7 +220,7 @@ class PassportProcessor:
             passport = known.get(siren)
             if passport is None:
                 passport = persist.load(stored.pop(siren))
-            event_id = outputs.snapshot_id(siren, where)
+            event_id = outputs.snapshot_id(siren, where, passport)
             datum = outputs.snapshot(passport, event_id=event_id, input_offsets=positions,
                                      replay_from=window.replay_from)
             snapshots.append(Outbound(catalog.PASSPORTS, siren, "PassportSnapshot", datum))

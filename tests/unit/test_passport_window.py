@@ -11,8 +11,8 @@ from hub.processor import Emit, Inbound, Outbound
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
-from services.passport import outputs
-from services.passport.processor import LAST_SNAPSHOT_NS, PassportProcessor
+from services.passport import outputs, persist
+from services.passport.processor import LAST_SNAPSHOT_NS, PASSPORTS_NS, PassportProcessor
 from tests.unit.test_passport_processor import OTHER, Offsets
 from tests.unit.test_passport_rules import SIREN, THREE, enrolled
 
@@ -71,8 +71,11 @@ def test_a_window_sends_one_snapshot_per_business_once_caught_up(tmp_path: Path)
         first, second = _flush(store, processor)
         assert (first.key, second.key) == (SIREN, OTHER)  # in the order first changed
         assert first.datum["modules_completed"] == ["website-create"]
-        assert first.datum["event_id"] == outputs.snapshot_id(SIREN, f"{TRAIN}/0")
-        assert second.datum["event_id"] == outputs.snapshot_id(OTHER, f"{ENROL}/1")
+        with store.transaction() as txn:
+            first_state, second_state = (persist.load(txn.get(PASSPORTS_NS, s))
+                                         for s in (SIREN, OTHER))
+        assert first.datum["event_id"] == outputs.snapshot_id(SIREN, f"{TRAIN}/0", first_state)
+        assert second.datum["event_id"] == outputs.snapshot_id(OTHER, f"{ENROL}/1", second_state)
         # Where the window's first batch began, and the input first seen later in it.
         assert first.datum["replay_from"] == {ENROL: 0, TRAIN: 0}
         assert first.datum["input_offsets"] == {ENROL: 2, TRAIN: 1}
