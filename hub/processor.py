@@ -88,6 +88,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
             self._loop.flush_deferred(frozenset(tp.partition for tp in revoked))
             self._loop.relay()
 
+    def on_partitions_lost(self, lost: Any) -> None:
+        """Evicted (its session expired: a long pause, a network split): the partitions
+        are another member's already, so what this instance holds unpublished must not
+        go out now. Never a relay here: a transactional offset commit under the lost
+        membership (generation -1) is one the broker does not check."""
+        self._loop.log.warning("partitions.lost", partitions=_names(lost))
+        if lost:
+            self._loop.lost(lost)
+
     def on_partitions_assigned(self, assigned: Any) -> None:
         restoring = self._loop.begin_restores(assigned)
         self._loop.seek_to_stored([tp for tp in assigned if tp.partition not in restoring])
@@ -412,7 +421,8 @@ class ProcessorLoop:
 
     def _fence(self) -> tuple[dict[TopicPartition, OffsetAndMetadata], Any] | None:
         """The stored positions of the partitions held, and the group metadata they are
-        held under; None while none is held."""
+        held under; None while none is held. Raises ``Fenced`` once the membership is
+        lost: the broker does not check a transactional offset commit without one."""
         consumer = self._consumer
         if consumer is None:
             return None
@@ -420,7 +430,12 @@ class ProcessorLoop:
         offsets = {tp: OffsetAndMetadata(self._group_offset(tp, stored[(tp.topic, tp.partition)]),
                                          "", -1)
                    for tp in consumer.assignment() if (tp.topic, tp.partition) in stored}
-        return (offsets, consumer.group_metadata()) if offsets else None
+        if not offsets:
+            return None
+        group = consumer.group_metadata()
+        if group.generation_id < 0 or not group.member_id:
+            raise Fenced(f"{self.processor.name}: the group evicted this member")
+        return offsets, group
 
     def _group_offset(self, tp: TopicPartition, stored: int) -> int:
         """The offset to commit to the group for a partition stored at ``stored``: past the
@@ -428,9 +443,21 @@ class ProcessorLoop:
         end, at = self._batch_ends.get(tp, (-1, stored))
         return at if end == stored else stored
 
-    def _forget(self, why: str) -> None:
-        """Drop what this instance applied and did not publish, hold its inputs, and have
-        it join the group anew (its next partitions restore from the topics)."""
+    def lost(self, lost: Iterable[TopicPartition]) -> None:
+        """The group evicted this instance from ``lost``: a processor whose state restores
+        from the topics forgets what it did not publish (the next owner applies it
+        again); one without a restorer hands over as on a revocation."""
+        self.abandon_restores(lost)
+        if self._restorations is None:
+            self.flush_deferred(frozenset(tp.partition for tp in lost))
+            self.relay()
+        else:
+            self._forget("the group evicted this member", rejoin=False)
+
+    def _forget(self, why: str, *, rejoin: bool = True) -> None:
+        """Drop what this instance applied and did not publish, hold its inputs, and
+        (``rejoin``) have it join the group anew: its next partitions restore from the
+        topics."""
         assert self._consumer is not None
         partitions = {partition for _topic, partition in self.store.positions()}
         for topic in self._base:
@@ -439,9 +466,9 @@ class ProcessorLoop:
             self._restorations.abandon(self._restorations.partitions)
         self.store.forget_unpublished(sorted(partitions))
         held = self._consumer.assignment()
-        if held:
+        if held and rejoin:
             self._consumer.pause(*held)
-        self._rejoin = True
+        self._rejoin = self._rejoin or rejoin
         self.fenced += 1
         self.log.warning("partitions.fenced", why=why, forgotten=sorted(partitions))
 

@@ -348,3 +348,51 @@ def test_a_restore_that_never_ends_holds_only_its_partition_and_is_let_go_on_clo
     assert sum(task.steps for task in restorer.tasks) >= 10
     assert all(task.abandoned for task in restorer.tasks)
 
+
+
+class CurrentRestorer:
+    """Every partition's store is current: nothing to restore."""
+
+    checkpoints = (catalog.LEAD_RESPONSES,)
+
+    def __init__(self) -> None:
+        self.begun: list[int] = []
+
+    def begin(self, store: Store, partition: int) -> None:
+        self.begun.append(partition)
+
+
+@pytest.mark.parametrize("restores", [True, False], ids=["restorer", "no-restorer"])
+def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
+        topics: Settings, restores: bool) -> None:
+    # A member paused past its poll interval is put out of the group; its partitions are
+    # another's by the time it runs again. It once relayed its outbox in the rebalance
+    # callback (kafka-python delegates on_partitions_lost to on_partitions_revoked), and
+    # under a lost membership the broker does not check a transactional offset commit:
+    # the stale snapshots of the zombie test went out after their successors'.
+    settings = topics.model_copy(update={"max_poll_interval_ms": 1500})
+    codec, restorer = Codec.default(), CurrentRestorer() if restores else None
+    reader, seen = _offered(settings), list[Inbound]()
+    with Store(store_path(settings, "counting")) as store:
+        loop = _loop(settings, store, CountingProcessor(), restorer)
+        _run_until(loop, reader, len(SIRENS), seen)
+        with store.transaction() as txn:
+            txn.emit(settings.topic(catalog.LEAD_RESPONSES), SIRENS[0].encode(),
+                     codec.encode("OfferRequested", {**_offer(SIRENS[0]), "source": "stale"}))
+        time.sleep(4)  # no poll: the heartbeat thread leaves the group
+        deadline = time.monotonic() + 60
+        while loop.fenced == 0 and store.pending(limit=1) and time.monotonic() < deadline:
+            loop.run_once(timeout_ms=200)
+        pending = store.pending()
+        positions = store.positions()
+        for _ in range(10):
+            loop.run_once(timeout_ms=200)
+            seen.extend(reader.poll(timeout_ms=50))
+        loop.close()
+    reader.close()
+    stale = [r for r in seen if r.datum["source"] == "stale"]
+    if restores:
+        assert (loop.fenced, pending, stale) == (1, [], [])
+        assert positions == {}, "the evicted partitions' positions were kept"
+    else:  # no state to restore from the topics: it hands over as on a revocation
+        assert (loop.fenced, pending, len(stale)) == (0, [], 1)

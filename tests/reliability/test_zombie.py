@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ from hub import kafka, logs
 from hub.config import Settings
 from hub.errors import Fenced
 from hub.metrics import ProcessorMetrics
+from hub.processor import store_path
 from hub.relay import OutboxRelay
 from hub.restoring import restore_all
 from hub.store import Store
@@ -62,8 +64,8 @@ from tests.integration.test_passport_crash import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-#: Pauses tried until one catches the frozen instance with work unpublished.
-ROUNDS = 6
+#: Bursts tried until a pause catches the frozen instance with work unpublished.
+ROUNDS = 8
 #: Enough that a burst keeps the instances busy for a second or two.
 BUSINESSES = 3000
 
@@ -86,12 +88,37 @@ def _fixed(offsets: dict[TopicPartition, OffsetAndMetadata], group: Any,
     return offsets, group
 
 
-def _freeze(service: Service, seconds: float) -> None:
-    service.process.send_signal(signal.SIGSTOP)
+def _unpublished(store_file: Path) -> int:
+    """Rows in a (stopped) instance's outbox, read from its SQLite file."""
+    if not store_file.exists():
+        return 0
+    db = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=1)
     try:
-        time.sleep(seconds)
+        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    except sqlite3.OperationalError:  # the file's schema not written yet
+        return 0
     finally:
-        service.process.send_signal(signal.SIGCONT)
+        db.close()
+
+
+def _freeze_holding_work(service: Service, store_file: Path, seconds: float,
+                         burst: threading.Thread) -> bool:
+    """Stop ``service`` at a moment its outbox holds records, for ``seconds``.
+
+    A relay inside a broker transaction is quick, so a pause at a random moment mostly
+    finds the outbox empty, and such a pause tests no fence. The instance is stopped,
+    its outbox read; when empty it goes on at once and the next try comes a few
+    milliseconds later, while the burst lasts. Returns whether it was caught."""
+    while burst.is_alive():
+        service.process.send_signal(signal.SIGSTOP)
+        try:
+            if _unpublished(store_file):
+                time.sleep(seconds)
+                return True
+        finally:
+            service.process.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
+    return False
 
 
 #: Fencing is on by default on Apache Kafka (hub.config.Settings.transactions); said here
@@ -114,8 +141,9 @@ def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale
     watch = Outputs(topics)
     group = f"{topics.group_prefix}-zombie"
     freeze_s = topics.session_timeout_ms / 1000 * 2.5
+    zombie_settings = topics.model_copy(update={"data_dir": tmp_path / "zombie"})
     with services() as running:
-        zombie = Service(topics, tmp_path / "zombie", group, env=FENCED)
+        zombie = Service(topics, zombie_settings.data_dir, group, env=FENCED)
         running.append(zombie)
         assert zombie.assigned.wait(60), "".join(zombie.lines[-20:])
         feeder = _feed(topics, steady, seconds=10)
@@ -123,13 +151,13 @@ def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale
         running.append(other)
         assert other.assigned.wait(90), "".join(other.lines[-20:])
         chunks = [bursts[i:i + per_round] for i in range(0, len(bursts), per_round)]
-        rounds = 0
+        rounds = caught = 0
         while chunks:
             burst = _burst(topics, chunks.pop(0))
             if not any('"partitions.fenced"' in line for line in zombie.lines):
                 rounds += 1
-                time.sleep(0.5)  # into the burst: the frozen one is mid-batch
-                _freeze(zombie, freeze_s)
+                caught += _freeze_holding_work(
+                    zombie, store_path(zombie_settings, "passport"), freeze_s, burst)
             burst.join(timeout=120)
             time.sleep(topics.session_timeout_ms / 1000)  # rejoined before the next pause
         feeder.join(timeout=120)
@@ -138,7 +166,8 @@ def test_an_instance_paused_past_its_session_timeout_is_fenced_and_nothing_stale
         assert other.restored >= 1, "the partitions never moved to the other instance"
     fenced = [line for line in zombie.lines if '"partitions.fenced"' in line]
     (tmp_path / "zombie.log").write_text("".join(zombie.lines))
-    print(f"zombie: {rounds} pause(s) of {freeze_s:.0f}s, fenced {len(fenced)} time(s)")
+    print(f"zombie: {rounds} burst(s), {caught} pause(s) of {freeze_s:.0f}s holding work, "
+          f"fenced {len(fenced)} time(s)")
     assert fenced, "no pause caught the instance with unpublished work: the hole went untested"
     assert watch.regressions == [], "a stale snapshot was published after a newer one"
     _one_id_per_lead(watch)
