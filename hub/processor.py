@@ -11,7 +11,7 @@ loop owns everything else, once, for every service:
    broker acknowledged. While the inputs are behind, the relay is pipelined (the
    next batch is applied while the broker answers; nothing leaves the outbox
    before its acknowledgement); once caught up, it waits for the whole outbox;
-4. mirror the positions to the consumer group (for lag dashboards only).
+4. mirror the positions to the consumer group (for lag dashboards only: hub.mirror).
 
 A service with a restorer, on a broker that honours transactions, relays fenced
 (hub.relay): when the broker refuses its transaction because the group moved its
@@ -49,6 +49,7 @@ from hub.config import Settings
 from hub.contract import Deferring, Emit, Inbound, Outbound, Processor, Rejected
 from hub.errors import Fenced
 from hub.metrics import ProcessorMetrics
+from hub.mirror import GroupMirror
 from hub.relay import OutboxRelay
 from hub.restoring import Restorations, Restorer
 from hub.store import Headers, Store, Txn
@@ -149,10 +150,9 @@ class ProcessorLoop:
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._rejoin = False
-        #: Per partition, where its last batch ended and where the consumer stood after it
-        #: (past the transaction markers that followed it): see ``_mirror_positions``.
-        self._batch_ends: dict[TopicPartition, tuple[int, int]] = {}
         """Fenced: leave the group and join anew before the next poll (``_forget``)."""
+        self._mirror = GroupMirror(component=name, base=self._base, metrics=self.metrics,
+                                   log=self.log)
         self.fenced = 0
         """How many times the relay was fenced and this instance forgot what it held."""
         fenced = restorer is not None and settings.transactional
@@ -243,7 +243,7 @@ class ProcessorLoop:
             self._commit_batch(polled)
             self.metrics.batch_seconds.labels(self.processor.name).observe(
                 time.perf_counter() - started)
-            behind = self._mirror_positions(polled)
+            behind = self._mirror.mirror(self._consumer, polled)
         if behind:
             self._relaying(self.outbox.pump)
         else:
@@ -420,28 +420,10 @@ class ProcessorLoop:
     # -- fencing (hub.relay) -----------------------------------------------------------------
 
     def _fence(self) -> tuple[dict[TopicPartition, OffsetAndMetadata], Any] | None:
-        """The stored positions of the partitions held, and the group metadata they are
-        held under; None while none is held. Raises ``Fenced`` once the membership is
-        lost: the broker does not check a transactional offset commit without one."""
-        consumer = self._consumer
-        if consumer is None:
+        """The relay's fence: the positions held and their group metadata (hub.mirror)."""
+        if self._consumer is None:
             return None
-        stored = self.store.positions()
-        offsets = {tp: OffsetAndMetadata(self._group_offset(tp, stored[(tp.topic, tp.partition)]),
-                                         "", -1)
-                   for tp in consumer.assignment() if (tp.topic, tp.partition) in stored}
-        if not offsets:
-            return None
-        group = consumer.group_metadata()
-        if group.generation_id < 0 or not group.member_id:
-            raise Fenced(f"{self.processor.name}: the group evicted this member")
-        return offsets, group
-
-    def _group_offset(self, tp: TopicPartition, stored: int) -> int:
-        """The offset to commit to the group for a partition stored at ``stored``: past the
-        markers after its last batch when the store is where that batch ended."""
-        end, at = self._batch_ends.get(tp, (-1, stored))
-        return at if end == stored else stored
+        return self._mirror.fence(self._consumer, self.store.positions())
 
     def lost(self, lost: Iterable[TopicPartition]) -> None:
         """The group evicted this instance from ``lost``: a processor whose state restores
@@ -526,36 +508,6 @@ class ProcessorLoop:
         if fresh:
             self._consumer.seek_to_beginning(*fresh)
         self.log.info("partitions.assigned", partitions=_names(assigned), fresh=_names(fresh))
-
-    def _mirror_positions(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> int:
-        """Commit the positions to the group and report the lag; return the records behind.
-
-        The group gets the consumer's position, not the offset after the batch's last
-        record: on a topic written in transactions each commit leaves a marker after the
-        records, which a read-committed consumer steps over, and the broker counts as
-        lag. Mirrored from the last record, every partition of the hub's own output stayed
-        one behind for good, as monitoring and ``reliability``'s drain saw it.
-        """
-        assert self._consumer is not None
-        offsets = {}
-        for tp, batch in polled.items():
-            after = batch[-1].offset + 1
-            at = max(after, self._consumer.position(tp) or after)
-            self._batch_ends[tp] = (after, at)
-            offsets[tp] = OffsetAndMetadata(at, "", -1)
-        try:
-            self._consumer.commit_async(offsets)
-        except KafkaError as exc:  # only a mirror: the store holds the truth
-            self.log.debug("group.commit_failed", error=type(exc).__name__)
-        lag: dict[str, int] = {}
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            if end is not None:
-                base = self._base[tp.topic]
-                lag[base] = lag.get(base, 0) + max(0, end - self._consumer.position(tp))
-        for base, records in lag.items():
-            self.metrics.lag.labels(self.processor.name, base).set(records)
-        return sum(lag.values())
 
 
 def store_path(settings: Settings, component: str, instance: str = "0") -> Path:
