@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum.fr import siren as stdnum_siren
+from stdnum.fr import siret as stdnum_siret
 
 from schemas.identifiers import (
     LA_POSTE_HEAD_OFFICE,
@@ -143,3 +145,36 @@ def test_valid_naf(code: str) -> None:
 )
 def test_invalid_naf(code: str) -> None:
     assert not is_valid_naf(code)
+
+
+# -- held to python-stdnum, the maintained reference ------------------------------------------
+
+_LA_POSTE_SIRETS = st.text(alphabet="0123456789", min_size=5, max_size=5).map(
+    lambda nic: f"356000000{nic}")
+_LUHN_SIRENS = st.text(alphabet="0123456789", min_size=8, max_size=8).map(
+    lambda body: next(f"{body}{d}" for d in "0123456789" if luhn_valid(f"{body}{d}")))
+
+
+@settings(max_examples=3000)
+@given(st.one_of(st.text(alphabet="0123456789", min_size=9, max_size=9), _LUHN_SIRENS))
+def test_siren_agrees_with_stdnum(siren: str) -> None:
+    assert is_valid_siren(siren) == stdnum_siren.is_valid(siren)
+
+
+@settings(max_examples=3000)
+@given(st.one_of(
+    st.text(alphabet="0123456789", min_size=14, max_size=14),
+    _LA_POSTE_SIRETS,
+    st.tuples(_LUHN_SIRENS, st.text(alphabet="0123456789", min_size=5, max_size=5)).map(
+        "".join)))
+def test_siret_agrees_with_stdnum(siret: str) -> None:
+    assert is_valid_siret(siret) == stdnum_siret.is_valid(siret)
+
+
+@pytest.mark.parametrize("spaced", ["732 829 320", "732.829.320", "73282932000074 "])
+def test_what_stdnum_compacts_is_not_an_identifier_here(spaced: str) -> None:
+    # An identifier field holds the bare digits: a partner's formatting is not repaired.
+    checks = {9: (is_valid_siren, stdnum_siren), 14: (is_valid_siret, stdnum_siret)}
+    ours, reference = checks[len(spaced.replace(" ", "").replace(".", ""))]
+    assert reference.is_valid(spaced)
+    assert not ours(spaced)
