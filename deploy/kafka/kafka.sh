@@ -9,7 +9,10 @@ export LC_NUMERIC=C  # $EPOCHREALTIME with a '.' decimal point
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LIB="$HERE/lib"
-PROBE=(python3 "$HERE/probe.py")
+# The readiness probe asks the cluster with kafka-python: the project's virtualenv
+# (make install) unless KAFKA_PYTHON names another interpreter that has it.
+PROBE_PY="${KAFKA_PYTHON:-$HERE/../../.venv/bin/python}"
+PROBE=("$PROBE_PY" "$HERE/probe.py")
 RUN_DIR="$(realpath -m "${KAFKA_RUN_DIR:-$HERE/run}")"
 
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
@@ -28,6 +31,10 @@ fi
 say() { echo "kafka.sh: $*" >&2; }
 elapsed() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%.1f", b - a }'; }
 die() { say "error: $*"; exit 1; }
+need_probe() {
+  "$PROBE_PY" -c 'import kafka' 2>/dev/null \
+    || die "the probe needs kafka-python: run 'make install' (or set KAFKA_PYTHON to a python that has it)"
+}
 
 usage() {
   cat >&2 <<'EOF'
@@ -311,6 +318,7 @@ cmd_start() {
     *) usage ;;
   esac
   command -v java >/dev/null || die "java (JDK 17+) is required"
+  need_probe
   fetch
   take_lock
   if [[ -f "$STATE" ]]; then

@@ -1,210 +1,67 @@
 #!/usr/bin/env python3
-"""Tiny stdlib-only helper for kafka.sh (no kafka-python needed).
+"""Helper for kafka.sh: free ports, a cluster id, and readiness through kafka-python.
 
 Subcommands:
   ports N                 print N currently free loopback TCP ports
   check-free PORT...      exit 1 (with a message) if any port is already bound
   cluster-id              print a random KRaft cluster id (Kafka Uuid format)
   wait BOOT --brokers K [--node ID] [--timeout S] [--pids P,P]
-                          poll BOOT (host:port) with ApiVersions + Metadata until
-                          K brokers are registered/unfenced (and node ID, if
-                          given, is one of them) and a controller is known
+                          poll BOOT (host:port) until K unfenced brokers are
+                          registered (and node ID, if given, is one of them)
+                          and a controller is known
   isr BOOT [--timeout S]  poll until every partition of every topic has
                           ISR == replicas and a live leader
   info BOOT               print brokers / controller / under-replicated count
 
-Only the non-flexible Metadata v4..v8 and flexible v9..v13 wire formats are
-implemented; the version is chosen from the broker's ApiVersions answer.
+The cluster is asked with kafka-python's admin client (DescribeCluster, Metadata),
+so this runs under the project's virtualenv (kafka.sh picks it); ports and ids
+need only the standard library.
 """
 
 import base64
+import logging
 import random
 import socket
-import struct
 import sys
 import time
 import uuid
 
-API_METADATA = 3
-API_VERSIONS = 18
-CLIENT_ID = b"kafka.sh-probe"
+CLIENT_ID = "kafka.sh-probe"
 
 
 class ProtoError(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------
-# wire helpers
-
-
-class Reader:
-    def __init__(self, buf):
-        self.buf = buf
-        self.pos = 0
-
-    def take(self, n):
-        if self.pos + n > len(self.buf):
-            raise ProtoError("short response")
-        b = self.buf[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def i8(self):
-        return struct.unpack(">b", self.take(1))[0]
-
-    def i16(self):
-        return struct.unpack(">h", self.take(2))[0]
-
-    def i32(self):
-        return struct.unpack(">i", self.take(4))[0]
-
-    def uvarint(self):
-        shift = 0
-        out = 0
-        while True:
-            b = self.take(1)[0]
-            out |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return out
-            shift += 7
-
-    def string(self, flexible):
-        n = self.uvarint() - 1 if flexible else self.i16()
-        if n < 0:
-            return None
-        return self.take(n).decode("utf-8", "replace")
-
-    def array_len(self, flexible):
-        if flexible:
-            return self.uvarint() - 1
-        return self.i32()
-
-    def tagged(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()  # tag
-            self.take(self.uvarint())
-
-
-def _frame(api_key, api_version, corr, body, flexible_header):
-    hdr = struct.pack(">hhi", api_key, api_version, corr)
-    hdr += struct.pack(">h", len(CLIENT_ID)) + CLIENT_ID
-    if flexible_header:
-        hdr += b"\x00"  # empty tagged fields
-    msg = hdr + body
-    return struct.pack(">i", len(msg)) + msg
-
-
-def _recv_exact(sock, n):
-    out = bytearray()
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ProtoError("connection closed")
-        out += chunk
-    return bytes(out)
-
-
-def _roundtrip(sock, api_key, api_version, corr, body, flexible):
-    sock.sendall(_frame(api_key, api_version, corr, body, flexible))
-    size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-    r = Reader(_recv_exact(sock, size))
-    if r.i32() != corr:
-        raise ProtoError("correlation id mismatch")
-    # ApiVersions responses always use header v0; others use v1 when flexible
-    if flexible and api_key != API_VERSIONS:
-        r.tagged()
-    return r
-
-
-def _connect(boot, timeout):
-    host, _, port = boot.rpartition(":")
-    return socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
-
-
-def api_versions(sock):
-    r = _roundtrip(sock, API_VERSIONS, 0, 1, b"", False)
-    err = r.i16()
-    if err:
-        raise ProtoError(f"ApiVersions error {err}")
-    out = {}
-    for _ in range(r.i32()):
-        key, lo, hi = r.i16(), r.i16(), r.i16()
-        out[key] = (lo, hi)
-    return out
-
-
-def metadata(sock, versions, all_topics=False):
-    lo, hi = versions.get(API_METADATA, (0, -1))
-    ver = None
-    for cand in (12, 13, 11, 10, 9, 8, 7, 6, 5, 4):
-        if lo <= cand <= hi:
-            ver = cand
-            break
-    if ver is None:
-        raise ProtoError(f"no usable Metadata version in {(lo, hi)!r}")
-    flexible = ver >= 9
-    body = b""
-    if flexible:
-        body += b"\x00" if all_topics else b"\x01"  # null / empty compact array
-    else:
-        body += struct.pack(">i", -1 if all_topics else 0)
-    body += b"\x00"  # allow_auto_topic_creation = false
-    if 8 <= ver <= 10:
-        body += b"\x00"  # include_cluster_authorized_operations
-    if ver >= 8:
-        body += b"\x00"  # include_topic_authorized_operations
-    if flexible:
-        body += b"\x00"  # tagged fields
-    r = _roundtrip(sock, API_METADATA, ver, 2, body, flexible)
-    r.i32()  # throttle
-    brokers = []
-    for _ in range(r.array_len(flexible)):
-        node_id = r.i32()
-        host = r.string(flexible)
-        port = r.i32()
-        r.string(flexible)  # rack
-        if flexible:
-            r.tagged()
-        brokers.append((node_id, host, port))
-    r.string(flexible)  # cluster id
-    controller = r.i32()
-    topics = []
-    if all_topics:
-        for _ in range(r.array_len(flexible)):
-            terr = r.i16()
-            name = r.string(flexible)
-            if ver >= 10:
-                r.take(16)  # topic id
-            r.i8()  # is_internal
-            parts = []
-            for _ in range(r.array_len(flexible)):
-                perr = r.i16()
-                pidx = r.i32()
-                leader = r.i32()
-                if ver >= 7:
-                    r.i32()  # leader epoch
-                replicas = [r.i32() for _ in range(r.array_len(flexible))]
-                isr = [r.i32() for _ in range(r.array_len(flexible))]
-                if ver >= 5:
-                    for _ in range(r.array_len(flexible)):
-                        r.i32()
-                if flexible:
-                    r.tagged()
-                parts.append((pidx, perr, leader, replicas, isr))
-            if ver >= 8:
-                r.i32()  # topic authorized operations
-            if flexible:
-                r.tagged()
-            topics.append((name, terr, parts))
-    return brokers, controller, topics
+    """The cluster could not be asked (no broker answered, or it answered an error)."""
 
 
 def query(boot, timeout=2.0, all_topics=False):
-    with _connect(boot, timeout) as sock:
-        sock.settimeout(timeout)
-        versions = api_versions(sock)
-        return metadata(sock, versions, all_topics)
+    """``(brokers, controller, topics)`` as BOOT's cluster reports them: the unfenced
+    broker ids, the controller id (-1 if none), and for each topic
+    ``(name, error, [(partition, error, leader, replicas, isr)])``."""
+    from kafka import KafkaAdminClient  # noqa: PLC0415 - ports and ids need no kafka-python
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    timeout_ms = int(timeout * 1000)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=boot, client_id=CLIENT_ID,
+                                 request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+    except KafkaError as exc:
+        raise ProtoError(str(exc)) from exc
+    try:
+        cluster = admin.describe_cluster()
+        brokers = [b["broker_id"] for b in cluster["brokers"] if not b.get("is_fenced")]
+        controller = cluster["controller_id"] if cluster["controller_id"] is not None else -1
+        topics = []
+        if all_topics:
+            for topic in admin.describe_topics():
+                parts = [(part["partition_index"], part["error_code"], part["leader_id"],
+                          part["replica_nodes"], part["isr_nodes"])
+                         for part in topic["partitions"]]
+                topics.append((topic["name"], topic["error_code"], parts))
+        return brokers, controller, topics
+    except KafkaError as exc:
+        raise ProtoError(str(exc)) from exc
+    finally:
+        admin.close()
 
 
 # --------------------------------------------------------------------------
@@ -318,7 +175,7 @@ def cmd_wait(args):
             except (OSError, ProtoError) as exc:
                 last = f"{boot}: {exc}"
                 continue
-            ids = sorted(b[0] for b in brokers)
+            ids = sorted(brokers)
             last = f"{boot}: brokers={ids} controller={controller}"
             if len(ids) >= want and controller >= 0 and (node is None or node in ids):
                 return 0
@@ -352,7 +209,7 @@ def cmd_isr(args):
             except (OSError, ProtoError) as exc:
                 last = f"{boot}: {exc}"
                 continue
-            bad = _under_replicated(topics, {b[0] for b in brokers})
+            bad = _under_replicated(topics, set(brokers))
             if not bad:
                 return 0
             last = f"{len(bad)} partition(s) not fully in sync, e.g. {', '.join(bad[:5])}"
@@ -371,8 +228,8 @@ def cmd_info(args):
         except (OSError, ProtoError) as exc:
             last = f"{boot}: {exc}"
             continue
-        bad = _under_replicated(topics, {b[0] for b in brokers})
-        ids = ",".join(str(b[0]) for b in sorted(brokers))
+        bad = _under_replicated(topics, set(brokers))
+        ids = ",".join(str(b) for b in sorted(brokers))
         print(f"answered-by={boot} brokers={ids} controller={controller} "
               f"topics={len(topics)} under-replicated={len(bad)}")
         return 0
@@ -391,6 +248,9 @@ COMMANDS = {
 
 
 def main(argv):
+    kafka_log = logging.getLogger("kafka")  # its connection errors are this probe's to tell
+    kafka_log.addHandler(logging.NullHandler())
+    kafka_log.propagate = False
     if len(argv) < 2 or argv[1] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 64
