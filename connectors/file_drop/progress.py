@@ -1,51 +1,42 @@
-"""A carriage-return progress bar on stderr, for large files, only when stderr is a terminal."""
+"""A progress bar on stderr (rich), for large files, only when stderr is a terminal."""
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import TextIO
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 #: Files smaller than this finish before a bar would tell anyone anything.
 LARGE_BYTES = 1 << 20
-_WIDTH = 30
 
 
 class ProgressBar:
-    """``name [#########.........]  45%  22,500 rows``, redrawn at most ten times a second."""
+    """``name ━━━━━━━━━━╺━━━━━━━━━  45% 22,500 rows``, redrawn ten times a second and
+    cleared when the file is done, so that its summary line prints on a clean line."""
 
-    def __init__(self, stream: TextIO | None = None, *, min_bytes: int = LARGE_BYTES,
-                 every_s: float = 0.1) -> None:
-        self._stream = stream or sys.stderr
+    def __init__(self, console: Console | None = None, *, min_bytes: int = LARGE_BYTES) -> None:
+        self._console = console or Console(stderr=True)
         self._min_bytes = min_bytes
-        self._every = every_s
-        self._shown = False
-        self._last = 0.0
-        self._on = False
-        self._name = ""
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def start(self, name: str, size: int) -> None:
         """Begin a file; the bar shows only for a large file on a terminal."""
-        self._on = size >= self._min_bytes and self._stream.isatty()
-        self._name = name
-        self._last = 0.0
+        self.finish()
+        if size < self._min_bytes or not self._console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            console=self._console, transient=True, refresh_per_second=10)
+        self._task = self._progress.add_task(name, total=1.0, rows=0)
+        self._progress.start()
 
     def update(self, fraction: float, rows: int) -> None:
-        if not self._on:
-            return
-        now = time.monotonic()
-        if now - self._last < self._every:
-            return
-        self._last = now
-        filled = int(_WIDTH * min(max(fraction, 0.0), 1.0))
-        bar = "#" * filled + "." * (_WIDTH - filled)
-        self._stream.write(f"\r{self._name} [{bar}] {fraction:4.0%} {rows:,} rows")
-        self._stream.flush()
-        self._shown = True
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=min(max(fraction, 0.0), 1.0), rows=rows)
 
     def finish(self) -> None:
-        """Clear the bar, so that the summary line prints on a clean line."""
-        if self._shown:
-            self._stream.write("\r\x1b[2K")
-            self._stream.flush()
-        self._shown = self._on = False
+        """Stop and clear the bar."""
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = self._task = None

@@ -20,7 +20,6 @@ import pytest
 
 from connectors.file_drop.checkpoint import Checkpoints
 from connectors.file_drop.ingest import FileDrop, Options, row_event_id
-from connectors.file_drop.progress import ProgressBar
 from connectors.file_drop.watch import Watcher
 from connectors.synthetic.identities import siren
 from hub.errors import BrokerUnavailable
@@ -288,29 +287,6 @@ def test_watcher_waits_for_a_file_to_stop_growing(tmp_path: Path) -> None:
     assert watcher.poll() == [path]  # until it leaves the inbox
     path.unlink()
     assert watcher.poll() == []
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_only_on_a_terminal_and_only_for_large_files() -> None:
-    terminal = _Terminal()
-    bar = ProgressBar(terminal, min_bytes=100, every_s=0)
-    bar.start("small.csv", 99)
-    bar.update(0.5, 10)
-    assert terminal.getvalue() == ""
-    bar.start("big.csv", 100)
-    bar.update(0.5, 10)
-    bar.finish()
-    assert terminal.getvalue().startswith("\rbig.csv [###############...............]  50% 10 rows")
-    assert terminal.getvalue().endswith("\r\x1b[2K")
-    piped = io.StringIO()
-    bar = ProgressBar(piped, min_bytes=0, every_s=0)
-    bar.start("big.csv", 10**9)
-    bar.update(0.5, 10)
-    assert piped.getvalue() == ""
 
 
 def test_derived_ids_depend_on_content_and_line() -> None:
