@@ -122,6 +122,8 @@ def sniff_delimiter(header_line: str) -> str:
 
     Only the header is looked at: data rows carry decimal commas and free text,
     headers rarely do. A single-column file reads the same with any delimiter.
+    (``csv.Sniffer`` was tried in its place: it raises on a single-column header and
+    takes ``,`` for ``a;b,c;d``, where the majority says ``;``.)
     """
     counts = {delimiter: _count_unquoted(header_line, delimiter) for delimiter in _DELIMITERS}
     best = max(_DELIMITERS, key=lambda delimiter: counts[delimiter])
