@@ -155,6 +155,8 @@ class ProcessorLoop:
                                    log=self.log)
         self.fenced = 0
         """How many times the relay was fenced and this instance forgot what it held."""
+        self.evicted = 0
+        """How many times the group put this member out (``lost``)."""
         fenced = restorer is not None and settings.transactional
         self.outbox = OutboxRelay(
             store, settings=settings, metrics=self.metrics, log=self.log,
@@ -428,12 +430,17 @@ class ProcessorLoop:
     def lost(self, lost: Iterable[TopicPartition]) -> None:
         """The group evicted this instance from ``lost``: a processor whose state restores
         from the topics forgets what it did not publish (the next owner applies it
-        again); one without a restorer hands over as on a revocation."""
+        again); one without a restorer hands over as on a revocation.
+
+        With an empty outbox there is nothing unpublished (state and outbox commit in
+        one SQLite transaction), so the store is kept: the check on the next assignment
+        restores a partition only if another instance wrote to it since."""
+        self.evicted += 1
         self.abandon_restores(lost)
         if self._restorations is None:
             self.flush_deferred(frozenset(tp.partition for tp in lost))
             self.relay()
-        else:
+        elif self.store.pending(limit=1):
             self._forget("the group evicted this member", rejoin=False)
 
     def _forget(self, why: str, *, rejoin: bool = True) -> None:

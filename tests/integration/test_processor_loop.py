@@ -362,9 +362,11 @@ class CurrentRestorer:
         self.begun.append(partition)
 
 
-@pytest.mark.parametrize("restores", [True, False], ids=["restorer", "no-restorer"])
+@pytest.mark.parametrize(("restores", "unpublished"),
+                         [(True, True), (True, False), (False, True)],
+                         ids=["restorer", "restorer-nothing-held", "no-restorer"])
 def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
-        topics: Settings, restores: bool) -> None:
+        topics: Settings, restores: bool, unpublished: bool) -> None:
     # A member paused past its poll interval is put out of the group; its partitions are
     # another's by the time it runs again. It once relayed its outbox in the rebalance
     # callback (kafka-python delegates on_partitions_lost to on_partitions_revoked), and
@@ -376,12 +378,14 @@ def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
     with Store(store_path(settings, "counting")) as store:
         loop = _loop(settings, store, CountingProcessor(), restorer)
         _run_until(loop, reader, len(SIRENS), seen)
-        with store.transaction() as txn:
-            txn.emit(settings.topic(catalog.LEAD_RESPONSES), SIRENS[0].encode(),
-                     codec.encode("OfferRequested", {**_offer(SIRENS[0]), "source": "stale"}))
+        if unpublished:
+            with store.transaction() as txn:
+                txn.emit(settings.topic(catalog.LEAD_RESPONSES), SIRENS[0].encode(),
+                         codec.encode("OfferRequested", {**_offer(SIRENS[0]), "source": "stale"}))
+        held = store.positions()
         time.sleep(4)  # no poll: the heartbeat thread leaves the group
         deadline = time.monotonic() + 60
-        while loop.fenced == 0 and store.pending(limit=1) and time.monotonic() < deadline:
+        while loop.evicted == 0 and time.monotonic() < deadline:
             loop.run_once(timeout_ms=200)
         pending = store.pending()
         positions = store.positions()
@@ -391,8 +395,11 @@ def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
         loop.close()
     reader.close()
     stale = [r for r in seen if r.datum["source"] == "stale"]
-    if restores:
+    assert loop.evicted == 1, "the member was never put out of its group"
+    if not restores:  # no state to restore from the topics: it hands over as on a revocation
+        assert (loop.fenced, pending, len(stale)) == (0, [], 1)
+    elif unpublished:
         assert (loop.fenced, pending, stale) == (1, [], [])
         assert positions == {}, "the evicted partitions' positions were kept"
-    else:  # no state to restore from the topics: it hands over as on a revocation
-        assert (loop.fenced, pending, len(stale)) == (0, [], 1)
+    else:  # nothing unpublished: the store is kept, and no restore is forced
+        assert (loop.fenced, positions) == (0, held)
