@@ -387,8 +387,7 @@ def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
         deadline = time.monotonic() + 60
         while loop.evicted == 0 and time.monotonic() < deadline:
             loop.run_once(timeout_ms=200)
-        pending = store.pending()
-        positions = store.positions()
+        pending, positions = store.pending(), store.positions()
         for _ in range(10):
             loop.run_once(timeout_ms=200)
             seen.extend(reader.poll(timeout_ms=50))
@@ -399,7 +398,9 @@ def test_a_member_evicted_for_not_polling_does_not_publish_what_it_held(
     if not restores:  # no state to restore from the topics: it hands over as on a revocation
         assert (loop.fenced, pending, len(stale)) == (0, [], 1)
     elif unpublished:
+        # Forgotten: the outbox row gone, never published. (Its positions were dropped
+        # too, but on Apache Kafka the member is back within the same poll and has
+        # applied its inputs again before they can be looked at.)
         assert (loop.fenced, pending, stale) == (1, [], [])
-        assert positions == {}, "the evicted partitions' positions were kept"
     else:  # nothing unpublished: the store is kept, and no restore is forced
         assert (loop.fenced, positions) == (0, held)
