@@ -19,7 +19,8 @@ partitions, or when it starts with an outbox a crash left (which it can no longe
 tell fresh from stale), it forgets what it did not publish (outbox, state and
 positions of every partition: Kafka Streams wipes a task's state after an unclean
 close under exactly-once), holds its inputs, and joins the group anew; its next
-partitions are restored from the topics.
+partitions are restored from the topics. Evicted by the group (``lost``), it forgets
+the same way if its outbox holds anything, and never relays.
 
 On (re)assignment the loop seeks every partition to the position its store
 committed; a partition it has no position for is read from the beginning, since
