@@ -69,7 +69,13 @@ def _start_apache(run_dir: Path) -> tuple[str, str] | str:
     """(bootstrap, version) of a fresh single node, or why there is none."""
     if shutil.which("java") is None:
         return "no java on PATH"
-    env = {**os.environ, "KAFKA_RUN_DIR": str(run_dir), "KAFKA_JVM_OPTS": _KAFKA_JVM_OPTS}
+    # Kafka's own wait for a new group's other members (deploy/kafka sets 0 for the
+    # tests): the scale-out runs want their instances in the group's first generation,
+    # not a first member reading everything while the second joins.
+    extra = ";".join(filter(None, (os.environ.get("KAFKA_EXTRA_PROPS"),
+                                   "group.initial.rebalance.delay.ms=1000")))
+    env = {**os.environ, "KAFKA_RUN_DIR": str(run_dir), "KAFKA_JVM_OPTS": _KAFKA_JVM_OPTS,
+           "KAFKA_EXTRA_PROPS": extra}
     # fetch is a no-op when the jars are current; it needs Maven only the first time.
     for command in (["fetch"], ["start", "single"]):
         done = subprocess.run([str(KAFKA_SH), *command], env=env, capture_output=True,  # noqa: S603 - our own script

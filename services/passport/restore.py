@@ -37,7 +37,7 @@ from hub.restoring import restore_all
 from hub.store import Store, Txn
 from schemas import catalog
 from schemas.codec import Codec
-from services.passport import outputs, persist
+from services.passport import outputs
 from services.passport.processor import (
     LAST_SNAPSHOT_NS,
     OFFSETS_NS,
@@ -106,15 +106,15 @@ class _PartitionRestore(CheckpointRestore):
         in order with the snapshots before it)."""
         partition = self.tp.partition
         siren = str(datum["siren"])
-        passport = outputs.restore(datum)
-        if passport.parked:
-            txn.put(PARKED_NS, siren, {"at": min(p.occurred_at for p in passport.parked),
-                                       "partition": partition}, partition=partition)
+        value, parked_since = outputs.stored(datum)
+        if parked_since is not None:
+            txn.put(PARKED_NS, siren, {"at": parked_since, "partition": partition},
+                    partition=partition)
         elif siren in self._restored:
             txn.delete(PARKED_NS, siren)
         self._restored.add(siren)
         self._last = datum
-        return siren, persist.dump(passport), partition
+        return siren, value, partition
 
     def finish(self, txn: Txn, seconds: float) -> None:
         last, partition = self._last, self.tp.partition

@@ -85,8 +85,15 @@ def test_the_snapshot_restores_the_very_state_it_was_made_from(
     datum = outputs.snapshot(passport, event_id=outputs.snapshot_id(SIREN, "t/0/1"),
                              input_offsets={"pn.training.v1/0": 9},
                              replay_from={"pn.training.v1/0": 7})
-    decoded = codec.decode(codec.encode("PassportSnapshot", datum)).datum
+    value = codec.encode("PassportSnapshot", datum)
+    decoded = codec.decode(value).datum
     assert persist.dump(outputs.restore(decoded)) == persist.dump(passport)
+    # The restore's shortcut: the stored value straight from the datum (times as the
+    # restore reads them, epoch ms, or as datetimes), and the oldest parked event's time.
+    oldest = min((p.occurred_at for p in passport.parked), default=None)
+    assert outputs.stored(decoded) == (persist.dump(passport), oldest)
+    assert outputs.stored(codec.decode(value, millis=True).datum) == (persist.dump(passport),
+                                                                      oldest)
 
 
 def test_an_offer_that_arrives_before_the_training_reports_gets_its_lead() -> None:
