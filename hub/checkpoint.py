@@ -11,12 +11,28 @@ counts as current only once all of it is in (a restore cut short starts over).
 A broker error ends the step: the consumer is closed (the next step opens a
 fresh one, with new metadata and connections) and the phase starts over. Only
 after ``timeout_s`` of failing steps does the task give up.
+
+A service whose records are costly to turn into state (the passport: decoding a
+~650-byte snapshot and building its row is ~3/4 of a restore's time) gives a
+``converter``: a module-level function from a chunk of raw (offset, value) to what
+its ``absorb`` takes. When a partition has at least ``PARALLEL_MIN_RECORDS`` left
+to read, the chunks go to a helper process while this one reads the next ones
+and writes the converted rows, in order: on two cores, decoding and the reading
+and writing overlap. One helper serves the process's restores and stops when
+they are done; should it fail, the chunk is converted here, and so is the rest
+of that restore.
 """
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -29,15 +45,103 @@ from hub.store import Store, Txn
 from schemas.codec import Codec
 from schemas.errors import ContractError
 
-__all__ = ["CheckpointRestore", "records_until"]
+__all__ = ["CheckpointRestore", "Converted", "Converter", "decode_chunk", "records_until"]
 
-#: Decoded records handed to ``absorb`` at once.
-_CHUNK = 500
 #: The least a broker call of a step may wait, even at the end of its slice.
 _MIN_CALL_MS = 1000
 #: A poll's wait: kafka-python's poll waits its whole timeout for records, so at the
 #: end of a partition (where the check always is) a long one is time lost.
 _POLL_MS = 50
+#: Records left to read from which a partition's chunks are converted in a helper
+#: process: below it, starting one (~0.5 s) costs more than it saves.
+PARALLEL_MIN_RECORDS = 20_000
+#: Records per chunk converted and handed to ``absorb``, and chunks in the helper at once.
+_RAW_CHUNK = 2_000
+_IN_FLIGHT = 2
+
+
+@dataclass(slots=True)
+class Converted:
+    """What a converter made of a chunk: ``items`` for ``absorb``, and the records it
+    could not decode, as (offset, error) for the log."""
+
+    items: Any
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+Converter = Callable[[list[tuple[int, bytes]]], Converted]
+
+#: How long the helper process outlives the last restore that used it: a takeover
+#: restores its partitions one after the other, and a start costs ~0.5 s each.
+HELPER_IDLE_S = 10.0
+
+
+def _helper_init() -> None:
+    """The helper's collector, tuned as ``hub.service.tuned_gc`` tunes the service's: it
+    builds thousands of datums per chunk, and the default thresholds doubled its time."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
+class _Helper:
+    """The one helper process of this process's restores: started by the first that
+    needs it, stopped ``HELPER_IDLE_S`` after the last let it go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._users = 0
+        self._timer: threading.Timer | None = None
+
+    def take(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._pool is None:
+                # spawn: a fork would copy the Kafka client's threads and locks mid-use.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_helper_init)
+            self._users += 1
+            return self._pool
+
+    def release(self, *, broken: bool = False) -> None:
+        with self._lock:
+            self._users -= 1
+            if broken:
+                self._stop()
+            elif self._users == 0 and self._pool is not None:
+                self._timer = threading.Timer(HELPER_IDLE_S, self._idle)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _idle(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._stop()
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+_HELPER = _Helper()
+
+
+def decode_chunk(codec: Codec, chunk: list[tuple[int, bytes]]) -> tuple[
+        list[dict[str, Any]], list[tuple[int, str]]]:
+    """The datums of a chunk of (offset, value), timestamps as epoch ms, and the records
+    that do not decode (not ours to fix here: the readers letter them)."""
+    datums: list[dict[str, Any]] = []
+    errors: list[tuple[int, str]] = []
+    for offset, value in chunk:
+        try:
+            datums.append(codec.decode(value, millis=True).datum)
+        except ContractError as exc:
+            errors.append((offset, str(exc)))
+    return datums, errors
 
 
 class CheckpointRestore:
@@ -66,6 +170,9 @@ class CheckpointRestore:
         never returned) hide it."""
         self._started: float | None = None
         self._failing_since: float | None = None
+        self._helper: ProcessPoolExecutor | None = None
+        self._helper_failed = False
+        self._in_flight: deque[tuple[Future[Converted], list[tuple[int, bytes]]]] = deque()
 
     # -- the hooks ---------------------------------------------------------------------------
 
@@ -77,13 +184,20 @@ class CheckpointRestore:
         """Forget the partition's state: the restore starts from nothing."""
         raise NotImplementedError
 
-    def absorb(self, txn: Txn, datums: list[dict[str, Any]]) -> None:
-        """Take in records read from the topic, in order."""
+    def absorb(self, txn: Txn, items: Any) -> None:
+        """Take in records read from the topic, in order: their datums, or what the
+        ``converter`` made of them."""
         raise NotImplementedError
 
     def finish(self, txn: Txn, seconds: float) -> None:
         """All of it is in: write the positions and the marker."""
         raise NotImplementedError
+
+    def converter(self) -> Converter | None:
+        """The module-level function that turns a chunk of raw records into what
+        ``absorb`` takes (it may run in a helper process); None: ``absorb`` gets the
+        decoded datums."""
+        return None
 
     # -- the task ----------------------------------------------------------------------------
 
@@ -105,10 +219,18 @@ class CheckpointRestore:
         self._failing_since = None
         if done:
             self._close()
+            self._stop_helper()
         return done
 
     def abandon(self) -> None:
         self._close()
+        self._stop_helper()
+
+    def _stop_helper(self, *, broken: bool = False) -> None:
+        self._in_flight.clear()
+        if self._helper is not None:
+            self._helper = None
+            _HELPER.release(broken=broken)
 
     def _open(self, deadline: float) -> KafkaConsumer:
         """The step's consumer, opened at the start of its phase."""
@@ -179,32 +301,73 @@ class CheckpointRestore:
             with self.store.transaction() as txn:
                 self.begin(txn)
         consumer = self._open(deadline)
+        convert = self.converter() or self._decode_here
         at_end = False
         with self.store.transaction() as txn:
-            # Streamed: the records go to ``absorb`` by the few hundred, in order.
-            chunk: list[dict[str, Any]] = []
+            # Streamed: the records go to ``absorb`` by the few thousand, in order.
+            chunk: list[tuple[int, bytes]] = []
             for record in records_until(consumer, self.tp, deadline):
                 if record is None:
                     at_end = True
                     break
-                datum = self._decoded(record)
-                if datum is not None:
-                    chunk.append(datum)
-                if len(chunk) >= _CHUNK:
-                    self.absorb(txn, chunk)
+                chunk.append((record.offset, record.value))
+                if len(chunk) >= _RAW_CHUNK:
+                    self._convert(txn, convert, chunk, consumer)
                     chunk = []
-            self.absorb(txn, chunk)
+            self._convert(txn, convert, chunk, consumer)
+            while self._in_flight:  # everything read in this step is written in it
+                self._absorb_next(txn, convert)
             if at_end:
                 self.finish(txn, time.perf_counter() - self._started)
         return at_end
 
-    def _decoded(self, record: Any) -> dict[str, Any] | None:
-        try:
-            return self.codec.decode(record.value, millis=True).datum
-        except ContractError as exc:  # not ours to fix here: the readers letter it
-            self.log.warning("restore.undecodable", partition=self.tp.partition,
-                             offset=record.offset, error=str(exc))
+    def _decode_here(self, chunk: list[tuple[int, bytes]]) -> Converted:
+        return Converted(*decode_chunk(self.codec, chunk))
+
+    def _convert(self, txn: Txn, convert: Converter, chunk: list[tuple[int, bytes]],
+                 consumer: KafkaConsumer) -> None:
+        """Convert a chunk here, or hand it to the helper (a large partition) and absorb
+        what it finished beyond the chunks allowed in flight."""
+        if not chunk:
+            return
+        helper = self._helper_for(convert, consumer)
+        if helper is None:
+            self._absorb(txn, convert(chunk))
+            return
+        self._in_flight.append((helper.submit(convert, chunk), chunk))
+        while len(self._in_flight) > _IN_FLIGHT:
+            self._absorb_next(txn, convert)
+
+    def _helper_for(self, convert: Converter,
+                    consumer: KafkaConsumer) -> ProcessPoolExecutor | None:
+        if self._helper is not None or self._helper_failed or convert == self._decode_here:
+            return self._helper
+        end = consumer.highwater(self.tp)
+        if end is None or end - consumer.position(self.tp) < PARALLEL_MIN_RECORDS:
             return None
+        self._helper = _HELPER.take()
+        return self._helper
+
+    def _absorb_next(self, txn: Txn, convert: Converter) -> None:
+        future, chunk = self._in_flight.popleft()
+        try:
+            converted = future.result()
+        except Exception as exc:  # the helper died or failed: on without it
+            self.log.warning("restore.helper_failed", partition=self.tp.partition,
+                             error=type(exc).__name__, detail=str(exc))
+            self._helper_failed = True
+            pending = [chunk, *(c for _, c in self._in_flight)]
+            self._stop_helper(broken=True)
+            for each in pending:
+                self._absorb(txn, convert(each))
+            return
+        self._absorb(txn, converted)
+
+    def _absorb(self, txn: Txn, converted: Converted) -> None:
+        for offset, error in converted.errors:
+            self.log.warning("restore.undecodable", partition=self.tp.partition,
+                             offset=offset, error=error)
+        self.absorb(txn, converted.items)
 
 
 def records_until(consumer: KafkaConsumer, tp: TopicPartition, deadline: float) -> Iterator[Any]:

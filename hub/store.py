@@ -51,8 +51,10 @@ Headers = Sequence[tuple[str, bytes]]
 _loads = orjson.loads
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """A state value as the store keeps it (``Txn.put_many_json`` takes this text)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
 
 _NO_HEADERS = "[]"
 #: Keys per ``IN (...)`` query: well under SQLite's bound on parameters (999 before 3.32).
@@ -90,7 +92,7 @@ class Txn:
             "INSERT INTO state (ns, key, partition, value) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "partition = excluded.partition",
-            (ns, key, partition, _dumps(value)))
+            (ns, key, partition, dumps(value)))
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
         """The JSON values stored under ``keys`` of ``ns`` (those that exist), in few queries."""
@@ -107,12 +109,16 @@ class Txn:
 
     def put_many(self, ns: str, items: Iterable[tuple[str, Any, int]]) -> None:
         """``put`` for many (key, value, partition) of one namespace, with one statement."""
+        self.put_many_json(ns, ((key, dumps(value), partition) for key, value, partition in items))
+
+    def put_many_json(self, ns: str, items: Iterable[tuple[str, str, int]]) -> None:
+        """``put_many`` of values already serialised by ``dumps`` (elsewhere: a restore's
+        helper process)."""
         self._conn.executemany(
             "INSERT INTO state (ns, key, partition, value) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "partition = excluded.partition",
-            ((ns, key, partition, _dumps(value))
-             for key, value, partition in items))
+            ((ns, key, partition, text) for key, text, partition in items))
 
     def items(self, ns: str) -> Iterator[tuple[str, Any]]:
         """Every (key, value) of a namespace, in key order."""

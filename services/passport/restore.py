@@ -28,13 +28,12 @@ Both input topics and the passport topic have the same partition count and key
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from hub import logs
-from hub.checkpoint import CheckpointRestore
+from hub.checkpoint import CheckpointRestore, Converted, Converter, decode_chunk
 from hub.config import Settings
 from hub.restoring import restore_all
-from hub.store import Store, Txn
+from hub.store import Store, Txn, dumps
 from schemas import catalog
 from schemas.codec import Codec
 from services.passport import outputs
@@ -76,6 +75,29 @@ class PassportRestorer:
         restore_all(self, store, partitions)
 
 
+Row = tuple[str, str, int | None]
+"""A passport as restored: its SIREN, its stored JSON (``hub.store.dumps``), and the time
+of its oldest parked event (None if none is parked)."""
+Tail = tuple[str, dict[str, int]]
+"""The last snapshot of a chunk: its event id and where to replay the inputs from."""
+
+
+def convert(chunk: list[tuple[int, bytes]]) -> Converted:
+    """A chunk of raw snapshots as passport rows and the last one's tail (the
+    ``hub.checkpoint`` converter: it may run in a helper process, hence the default
+    codec, the one every snapshot is written with)."""
+    datums, errors = decode_chunk(Codec.default(), chunk)
+    rows: list[Row] = []
+    for datum in datums:
+        value, parked_since = outputs.stored(datum)
+        rows.append((str(datum["siren"]), dumps(value), parked_since))
+    tail: Tail | None = None
+    if datums:
+        last = datums[-1]
+        tail = (str(last["event_id"]), dict(last["replay_from"] or last["input_offsets"]))
+    return Converted((rows, tail), errors)
+
+
 class _PartitionRestore(CheckpointRestore):
     """One partition's check, then (if need be) its restore (hub.checkpoint): each
     snapshot overwrites the one before for its SIREN; the last one's ``replay_from``
@@ -87,7 +109,7 @@ class _PartitionRestore(CheckpointRestore):
                          timeout_s=restorer.timeout_s)
         self.restorer = restorer
         self._restored: set[str] = set()
-        self._last: dict[str, Any] | None = None
+        self._last: Tail | None = None
 
     def marker(self, txn: Txn) -> str | None:
         mine = txn.get(LAST_SNAPSHOT_NS, str(self.tp.partition))
@@ -98,23 +120,22 @@ class _PartitionRestore(CheckpointRestore):
         self._last = None
         txn.drop_partition(self.tp.partition)
 
-    def absorb(self, txn: Txn, datums: list[dict[str, Any]]) -> None:
-        txn.put_many(PASSPORTS_NS, [self._row(txn, datum) for datum in datums])
+    def converter(self) -> Converter:
+        return convert
 
-    def _row(self, txn: Txn, datum: dict[str, Any]) -> tuple[str, Any, int]:
-        """The passport row a snapshot gives (its parked index updated now: rare, and
-        in order with the snapshots before it)."""
+    def absorb(self, txn: Txn, items: tuple[list[Row], Tail | None]) -> None:
+        rows, tail = items
         partition = self.tp.partition
-        siren = str(datum["siren"])
-        value, parked_since = outputs.stored(datum)
-        if parked_since is not None:
-            txn.put(PARKED_NS, siren, {"at": parked_since, "partition": partition},
-                    partition=partition)
-        elif siren in self._restored:
-            txn.delete(PARKED_NS, siren)
-        self._restored.add(siren)
-        self._last = datum
-        return siren, value, partition
+        for siren, _, parked_since in rows:  # the parked index: rare, and kept in order
+            if parked_since is not None:
+                txn.put(PARKED_NS, siren, {"at": parked_since, "partition": partition},
+                        partition=partition)
+            elif siren in self._restored:
+                txn.delete(PARKED_NS, siren)
+            self._restored.add(siren)
+        txn.put_many_json(PASSPORTS_NS, ((siren, text, partition) for siren, text, _ in rows))
+        if tail is not None:
+            self._last = tail
 
     def finish(self, txn: Txn, seconds: float) -> None:
         last, partition = self._last, self.tp.partition
@@ -123,9 +144,9 @@ class _PartitionRestore(CheckpointRestore):
                       passports=len(self._restored), seconds=round(seconds, 3))
         if last is None:
             return
-        replay_from: dict[str, int] = dict(last["replay_from"] or last["input_offsets"])
+        event_id, replay_from = last
         txn.put(OFFSETS_NS, str(partition), replay_from, partition=partition)
         for where, offset in replay_from.items():  # "pn.training.v1/3" -> 1042
             name, _, number = where.rpartition("/")
             txn.set_position(self.restorer.settings.topic(name), int(number), offset)
-        txn.put(LAST_SNAPSHOT_NS, str(partition), str(last["event_id"]), partition=partition)
+        txn.put(LAST_SNAPSHOT_NS, str(partition), event_id, partition=partition)

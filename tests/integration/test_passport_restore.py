@@ -8,23 +8,26 @@ SIGTERM, and applied nothing for minutes (the broker-fault test, in CI).
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hub import kafka
+from hub import checkpoint, kafka
 from hub.broker import free_port
+from hub.checkpoint import Converted
 from hub.config import Settings
 from hub.errors import BrokerUnavailable
 from hub.store import Store
 from schemas import catalog
 from schemas.codec import Codec
 from services.passport import outputs, persist
-from services.passport.processor import LAST_SNAPSHOT_NS, PASSPORTS_NS
-from services.passport.restore import PassportRestorer
-from services.passport.rules import Passport
+from services.passport import restore as restore_module
+from services.passport.processor import LAST_SNAPSHOT_NS, PARKED_NS, PASSPORTS_NS
+from services.passport.restore import PassportRestorer, convert
+from services.passport.rules import Parked, Passport
 
 PARTITION = 0
 STALE = "a business the topic does not know"
@@ -127,3 +130,63 @@ def test_with_no_broker_begin_returns_and_each_step_gives_up_until_the_timeout(
         task.step(time.monotonic() + 1.0)
     # Nothing was dropped: the check never got as far as the restore.
     assert set(_stored(store)) == {STALE}
+
+
+def _parked(siren: str, at: int) -> dict[str, object]:
+    """A snapshot of a business known only by an event waiting for its enrolment."""
+    passport = Passport(siren=siren, last_event_at=at, parked=(Parked("ModuleCompleted", {
+        "event_id": f"00000000-0000-0000-0000-{at:012d}", "occurred_at": at, "siren": siren,
+        "module_id": "email-pro", "source": "t"}),))
+    where = f"{catalog.TRAINING}/{PARTITION}"
+    return outputs.snapshot(passport, event_id=outputs.snapshot_id(siren, f"{where}/{at}"),
+                            input_offsets={where: at + 1}, replay_from={where: at})
+
+
+def _fails_in_the_helper(chunk: list[tuple[int, bytes]]) -> Converted:
+    """The passport's converter, except in a helper process, where it fails."""
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("the helper broke")
+    return convert(chunk)
+
+
+def _everything(store: Store) -> tuple[object, ...]:
+    with store.transaction() as txn:
+        return (dict(txn.items(PASSPORTS_NS)), dict(txn.items(PARKED_NS)),
+                txn.get(LAST_SNAPSHOT_NS, str(PARTITION)), store.positions())
+
+
+@pytest.mark.parametrize("helper", ["works", "fails"])
+def test_a_restore_converted_in_a_helper_process_writes_what_one_converted_here_does(
+        topics: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str) -> None:
+    # 5,000 snapshots of 1,500 businesses (each seen again and again), one in ten
+    # parked, those of the first half out of it later (their parked index entry goes),
+    # and a record that does not decode: in chunks of 2,000, two in the helper at once.
+    snapshots = [(_parked if n % 10 == 3 and not 2500 <= n < 3500 else _snapshot)(
+        f"{100_000_000 + n % 1500}", n) for n in range(5000)]
+    _publish(topics, snapshots)
+    producer = kafka.producer(topics)
+    producer.send(topics.topic(catalog.PASSPORTS), key=b"x", value=b"not avro",
+                  partition=PARTITION)
+    producer.send(topics.topic(catalog.PASSPORTS), key=b"y",
+                  value=Codec.default().encode("PassportSnapshot", _snapshot("999999999", 6000)),
+                  partition=PARTITION)
+    producer.flush(timeout=30)
+    producer.close()
+    results = []
+    for parallel_from in (10**9, 1_000):  # here, then in the helper
+        monkeypatch.setattr(checkpoint, "PARALLEL_MIN_RECORDS", parallel_from)
+        if helper == "fails" and parallel_from == 1_000:
+            monkeypatch.setattr(restore_module._PartitionRestore, "converter",
+                                lambda self: _fails_in_the_helper)
+        with Store(tmp_path / f"restored-{parallel_from}.sqlite") as store:
+            restorer = PassportRestorer(topics)
+            _run(restorer, store, timeout_s=120)
+            assert restorer.last_restore == {PARTITION: 1501}
+            results.append(_everything(store))
+    here, helped = results
+    assert helped == here
+    passports, parked, last, positions = here
+    assert len(passports) == 1501
+    assert len(parked) == 150  # those whose last snapshot is parked
+    assert last is not None
+    assert positions == {(topics.topic(catalog.TRAINING), PARTITION): 6000}
