@@ -45,7 +45,8 @@ from hub.store import Store, Txn
 from schemas.codec import Codec
 from schemas.errors import ContractError
 
-__all__ = ["CheckpointRestore", "Converted", "Converter", "decode_chunk", "records_until"]
+__all__ = ["CheckpointRestore", "Converted", "Converter", "decode_chunk", "records_until",
+           "stop_helper"]
 
 #: The least a broker call of a step may wait, even at the end of its slice.
 _MIN_CALL_MS = 1000
@@ -121,6 +122,16 @@ class _Helper:
             if self._users == 0:
                 self._stop()
 
+    def stop(self) -> None:
+        """Stop the helper now and wait for it to exit (tools and benchmarks)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def _stop(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
@@ -128,6 +139,7 @@ class _Helper:
 
 
 _HELPER = _Helper()
+stop_helper = _HELPER.stop
 
 
 def decode_chunk(codec: Codec, chunk: list[tuple[int, bytes]]) -> tuple[

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS passports (
     contrib TEXT NOT NULL,
     -- The snapshot's input_offsets (JSON): read your writes (consistency.py).
     offsets TEXT NOT NULL
-) WITHOUT ROWID;
+);  -- a rowid table: WITHOUT ROWID keeps whole rows (~1.5 KB here) in its interior
+    -- pages, and a rebuild of 50,000 passports took 1.7x as long (19.1 s against 11.4)
 CREATE INDEX IF NOT EXISTS passports_state ON passports (state);
 -- A delegation's pages, by SIREN, with or without a state filter.
 CREATE INDEX IF NOT EXISTS passports_departement ON passports (departement, siren);
