@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.contract import Inbound
 from hub.errors import StoreError
@@ -260,3 +262,9 @@ def test_who_holds_a_lead(model: tuple[Writer, Queries]) -> None:
                            ("LeadAssigned", lead("L2", None, status="unassigned"))]))
     assert queries.lead_holder("L1") == (True, "web-78")
     assert queries.lead_holder("L2") == (True, None)
+
+
+@given(st.integers(min_value=-10**12, max_value=4 * 10**12))
+def test_a_timestamp_reads_the_same_as_a_datetime_and_as_epoch_ms(ms: int) -> None:
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    assert views.iso(at) == views.iso(ms) == views.iso(at.replace(tzinfo=None))
