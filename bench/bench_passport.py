@@ -11,8 +11,9 @@ key, commit: bench.passport_runs.stateful_ceiling), (2) the passport service
 (``ProcessorLoop`` + ``PassportProcessor`` + a SQLite ``Store``) on that mix,
 (3) Quix Streams doing the same stateful work on the training topic, (5) two
 service instances in one group and (6) two Quix instances in one group, each in
-its own process (bench.passport_scale); then (4) the medians of the ratios, and
-the service's resident memory with 1,000,000 passports in its store. The broker
+its own process (bench.passport_scale); then (4) the medians of the ratios, (8)
+the routing service's rate against the raw consume of its input, and the
+service's resident memory with 1,000,000 passports in its store. The broker
 is ``KAFKA_BOOTSTRAP_SERVERS`` if set, else an Apache Kafka single node started
 here (deploy/kafka), else the embedded one.
 """
@@ -30,6 +31,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
+from bench import bench_routing_service as routing
 from bench._common import Broker, broker
 from bench.passport_memory import measure_memory, memory_lines, rss_child
 from bench.passport_mix import event_mix, produce
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2009)
     parser.add_argument("--scale", type=int, default=2,
                         help="instances in the scale-out runs (5) and (6); below 2: none")
+    parser.add_argument("--routing-leads", type=int, default=20_000,
+                        help="lead requests for the routing figure (8); 0: none")
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds of (1)-(3); the ratios printed are medians")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
@@ -79,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.memory_only:
             throughput(found, tmp, args.businesses, args.seed, rounds=args.rounds,
                        scale=args.scale)
+            if args.routing_leads:
+                raw, decided, _, _ = routing.measure(found.bootstrap, tmp / "routing", 650,
+                                                     args.routing_leads)
+                print(f"(8) routing, 650 resellers, {args.routing_leads:,} lead requests: "
+                      f"{decided:,.0f} decisions/s against a raw consume of "
+                      f"pn.lead-requests.v1 at {raw:,.0f}/s: {decided / raw:.2f} "
+                      "(bench/bench_routing_service.py; the read model's rebuild against "
+                      "the raw read of its topic: make bench-restore)")
         if args.passports:
             memory = measure_memory(found, tmp, args.passports, args.memory_events, args.seed)
             print("\n".join(memory_lines(memory, args.passports, args.memory_events)))

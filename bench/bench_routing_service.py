@@ -130,6 +130,23 @@ def _restore(settings: Settings) -> tuple[int, float]:
     return restorer.last_restore, elapsed
 
 
+def measure(bootstrap: str, data_dir: Path, resellers: int,
+            leads: int) -> tuple[float, float, float, float]:
+    """On fresh topics: the raw read of ``leads`` lead requests, the router deciding them
+    (per second each), the reseller table's load (s), and the restore (changes/s)."""
+    rng = random.Random(2009)
+    settings = Settings(kafka_bootstrap_servers=bootstrap,
+                        topic_prefix=f"b{uuid.uuid4().hex[:8]}.", group_prefix="bench",
+                        data_dir=data_dir, log_format="console", log_level="warning")
+    kafka.ensure_topics(settings)
+    _produce(settings, catalog.RESELLERS, "ResellerProfile", _profiles(resellers, rng))
+    _produce(settings, catalog.LEAD_REQUESTS, "LeadRequested", _requests(leads, rng))
+    raw_s = _raw(settings, leads)
+    table_s, service_s = _service(settings, leads)
+    changes, restore_s = _restore(settings)
+    return leads / raw_s, leads / service_s, table_s, changes / restore_s
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=20_000)
@@ -141,21 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             broker(Path(scratch) / "kafka", args.broker) as where:
         print(f"broker: {where.kind} {where.note}", flush=True)
         for resellers in args.resellers:
-            rng = random.Random(2009)
-            settings = Settings(kafka_bootstrap_servers=where.bootstrap,
-                                topic_prefix=f"b{uuid.uuid4().hex[:8]}.", group_prefix="bench",
-                                data_dir=Path(scratch) / f"data-{resellers}",
-                                log_format="console", log_level="warning")
-            kafka.ensure_topics(settings)
             print(f"{resellers:,} resellers, {args.leads:,} lead requests ...", flush=True)
-            _produce(settings, catalog.RESELLERS, "ResellerProfile", _profiles(resellers, rng))
-            _produce(settings, catalog.LEAD_REQUESTS, "LeadRequested",
-                     _requests(args.leads, rng))
-            raw_s = _raw(settings, args.leads)
-            table_s, service_s = _service(settings, args.leads)
-            changes, restore_s = _restore(settings)
-            rows.append((resellers, args.leads / raw_s, args.leads / service_s, table_s,
-                         changes / restore_s))
+            rows.append((resellers, *measure(where.bootstrap, Path(scratch) / f"data-{resellers}",
+                                             resellers, args.leads)))
     print("\n| resellers | raw consume /s | service decisions /s | service / raw | "
           "table load s | restore changes /s |\n|---|---|---|---|---|---|")
     for resellers, raw, service, table_s, restore in rows:

@@ -33,3 +33,10 @@ def test_a_derived_id_is_stable_across_releases() -> None:
         "57af9cb9-4c48-515a-a85b-7d40bd7378dd"
     assert derive("x", "y") == "251f0d28-beb9-5011-9441-f21296d63493"
     assert str(NAMESPACE) == "5b0e6c2e-2f7c-4d3e-9a51-6f1e3c9d8a10"  # changing it changes every id
+
+
+@given(st.text(), st.text())
+def test_a_derived_id_is_the_standard_library_uuid5(cause: str, purpose: str) -> None:
+    # hub.ids spells UUIDv5 out on bytes (1.4 µs against uuid.uuid5's 3.9, measured
+    # December 2026; compiling our caller with mypyc does not make the stdlib's faster).
+    assert derive(cause, purpose) == str(uuid.uuid5(NAMESPACE, f"{cause}/{purpose}"))
