@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from hub import kafka
@@ -60,15 +60,21 @@ def _check_deadline(started: float, what: str, done: int, total: int) -> None:
         raise TimeoutError(f"{what}: {done} of {total} records after {_DEADLINE_S:.0f}s")
 
 
+def _reading_inputs(settings: Settings) -> KafkaConsumer:
+    """A consumer (the hub's settings, no group) at the beginning of every input partition."""
+    consumer = kafka.consumer(settings, group=None)
+    found = kafka.await_partitions(consumer, [settings.topic(name) for name in INPUTS])
+    partitions = [TopicPartition(t, p) for t, ids in found.items() for p in sorted(ids)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    return consumer
+
+
 def raw_ceiling(settings: Settings, total: int) -> Measure:
     """One kafka-python consumer (the hub's settings, no group) reading every input
     partition from the beginning: no decoding, no work."""
-    consumer = kafka.consumer(settings, group=None)
+    consumer = _reading_inputs(settings)
     try:
-        found = kafka.await_partitions(consumer, [settings.topic(name) for name in INPUTS])
-        partitions = [TopicPartition(t, p) for t, ids in found.items() for p in sorted(ids)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
         count, first, started = 0, None, time.monotonic()
         while count < total:
             polled = consumer.poll(timeout_ms=500, max_records=settings.poll_max_records)
@@ -89,12 +95,8 @@ def stateful_ceiling(settings: Settings, store_path: Path, total: int) -> Measur
     assigned), the codec's decode of each value, then per polled batch one SQLite upsert
     per changed key (its latest datum, ``Txn.put_many``), the positions, one commit."""
     codec = Codec.default()
-    consumer = kafka.consumer(settings, group=None)
+    consumer = _reading_inputs(settings)
     try:
-        found = kafka.await_partitions(consumer, [settings.topic(name) for name in INPUTS])
-        partitions = [TopicPartition(t, p) for t, ids in found.items() for p in sorted(ids)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
         count, first, started = 0, None, time.monotonic()
         with Store(store_path) as store:
             while count < total:
