@@ -218,6 +218,7 @@ class CheckpointRestore:
             done = self._restore(deadline) if self._restoring else self._check(deadline)
         except (KafkaError, BrokerUnavailable) as exc:
             self._close()
+            self._in_flight.clear()  # chunks of the read that failed: it starts over
             self._tail, self._started = None, None  # the phase starts over
             now = time.monotonic()
             self._failing_since = self._failing_since or now

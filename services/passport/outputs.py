@@ -128,7 +128,7 @@ def stored(datum: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
 
     A restore writes a million of these: going through the ``Passport`` (a frozenset,
     a tuple of values per list, then a dict of each again) was most of its cost.
-    tests/unit/test_passport_outputs.py holds the two equal on arbitrary passports."""
+    tests/unit/test_passport_order.py holds the two equal on arbitrary passports."""
     enrolled_at = datum["enrolled_at"]
     parked = [{"record": p["record"], "datum": orjson.loads(p["datum_json"])}
               for p in datum["parked"]]
